@@ -1,0 +1,26 @@
+//! The pure protocol core: frames, cursors, the dedup window, the ready gate, the reconnect policy
+//! and the session state machine that ties them together.
+//!
+//! Nothing here depends on a browser crate or reads a clock (the browser crates are wasm32-only
+//! dependencies, so a native build proves it). Time comes in as a [`Timestamp`]; timers go out as
+//! deadlines from [`Session::poll_timeout`]; connections go out as [`Command`]s.
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod cursor;
+mod dedup;
+mod frame;
+mod json;
+mod session;
+mod time;
+
+pub use backoff::{Backoff, BackoffPolicy};
+pub use cursor::{CursorError, CursorOrder, ResolvedOrder};
+pub use dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
+pub use frame::{EventNames, Frame, RawEvent, ReadyError, ReadyInfo};
+pub use json::JsonError;
+pub use session::{
+    Command, ConfigError, ConnectionId, Cursor, Disconnect, Error, Event, Malformed, MalformedKind,
+    OpenRequest, Session, SessionConfig, StartFrom, State, Stats,
+};
+pub use time::Timestamp;

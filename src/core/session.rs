@@ -1,0 +1,812 @@
+//! The session: one logical stream across any number of connections, in the sans-IO style.
+//!
+//! It ties the ready gate, the cursor, the dedup window, epochs, the reconnect policy and the
+//! heartbeat watchdog together. It performs no IO and reads no clock: the shell reports what
+//! happened through `handle_*`, then drains `poll_*` for what to do and what to tell the app.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::cursor::{CursorError, CursorOrder};
+use super::dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
+use super::frame::{EventNames, Frame, FrameKind, RawEvent, ReadyError, ReadyInfo};
+use super::time::Timestamp;
+
+/// Largest dedup window accepted, so a typo cannot reserve gigabytes.
+const MAX_DEDUP_WINDOW: usize = 1 << 20;
+
+/// Where a stream without a cursor starts (DESIGN.md §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartFrom {
+    /// Replay the whole retained journal (a late attach still sees the whole turn).
+    #[default]
+    Start,
+    /// Replay nothing; start at the tail the server snapshots when it joins.
+    Now,
+}
+
+/// A position to resume from: the id of the last delivered frame and the epoch it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last delivered id.
+    pub id: String,
+    /// The journal incarnation the id belongs to.
+    pub epoch: String,
+}
+
+/// How a session behaves. Field names map one to one to the JavaScript options (camelCase).
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Where to start without a cursor.
+    pub from: StartFrom,
+    /// A cursor to resume from (e.g. restored from storage); wins over `from`.
+    pub resume: Option<Cursor>,
+    /// How ids compare.
+    pub cursor_order: CursorOrder,
+    /// How many opaque ids the dedup window remembers.
+    pub dedup_window: usize,
+    /// How long to wait for `ready`: on first open the stream then fails closed; on a
+    /// reconnect the connection is abandoned and retried.
+    pub ready_timeout: Duration,
+    /// How long a live connection may stay silent (no frame, no ping) before it counts as stalled.
+    pub heartbeat_timeout: Duration,
+    /// Reconnect delays.
+    pub backoff: BackoffPolicy,
+    /// The protocol's event names.
+    pub names: EventNames,
+    /// Query parameter that carries the cursor on connections the session opens.
+    pub cursor_param: String,
+    /// Query parameter that carries the cursor's epoch.
+    pub epoch_param: String,
+    /// Seed of the reconnect jitter.
+    pub seed: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            from: StartFrom::Start,
+            resume: None,
+            cursor_order: CursorOrder::Auto,
+            dedup_window: DEFAULT_DEDUP_WINDOW,
+            ready_timeout: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(45),
+            backoff: BackoffPolicy::default(),
+            names: EventNames::default(),
+            cursor_param: "lastEventId".into(),
+            epoch_param: "epoch".into(),
+            seed: 0,
+        }
+    }
+}
+
+/// An option that cannot work, named as the JavaScript API spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `option` has a value that cannot work, for `reason`.
+    Invalid {
+        /// The option's name (camelCase, as in the JavaScript API).
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Invalid { option, reason } => write!(f, "option `{option}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        option,
+        reason: reason.into(),
+    }
+}
+
+impl SessionConfig {
+    /// Checks every option; the first bad one is named in the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.dedup_window == 0 || self.dedup_window > MAX_DEDUP_WINDOW {
+            return Err(invalid(
+                "dedupWindow",
+                format!("must be between 1 and {MAX_DEDUP_WINDOW}"),
+            ));
+        }
+        if self.ready_timeout.is_zero() {
+            return Err(invalid("readyTimeoutMs", "must be positive"));
+        }
+        if self.heartbeat_timeout.is_zero() {
+            return Err(invalid("heartbeatTimeoutMs", "must be positive"));
+        }
+        if self.backoff.base < Duration::from_millis(1) {
+            return Err(invalid("backoffBaseMs", "must be at least 1 ms"));
+        }
+        if self.backoff.cap < self.backoff.base {
+            return Err(invalid("backoffMaxMs", "must not be below backoffBaseMs"));
+        }
+        let names = [
+            ("readyEvent", &self.names.ready),
+            ("doneEvent", &self.names.done),
+            ("pingEvent", &self.names.ping),
+        ];
+        for (option, name) in names {
+            if name.is_empty() || name.contains(['\r', '\n']) {
+                return Err(invalid(
+                    option,
+                    "must be a non-empty event name without line breaks",
+                ));
+            }
+        }
+        if self.names.ready == self.names.done
+            || self.names.ready == self.names.ping
+            || self.names.done == self.names.ping
+        {
+            return Err(invalid(
+                "readyEvent",
+                "readyEvent, doneEvent and pingEvent must differ",
+            ));
+        }
+        if self.cursor_param.is_empty() {
+            return Err(invalid("cursorParam", "must not be empty"));
+        }
+        if self.epoch_param.is_empty() || self.epoch_param == self.cursor_param {
+            return Err(invalid(
+                "epochParam",
+                "must be non-empty and differ from cursorParam",
+            ));
+        }
+        if let Some(resume) = &self.resume {
+            if resume.epoch.is_empty() {
+                return Err(invalid("resume", "the cursor's epoch must not be empty"));
+            }
+            let mut probe = DedupWindow::new(self.cursor_order, 1);
+            probe
+                .admit(&resume.id)
+                .map_err(|e| invalid("resume", e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Names one connection the session asked for; inputs about older connections are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    /// The number, for logs and maps in the shell.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A connection to open: the stream URL plus these query parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// The id to report its events under.
+    pub connection: ConnectionId,
+    /// Parameters to append to the URL (cursor and epoch, or `from=now`), in order.
+    pub query: Vec<(String, String)>,
+}
+
+/// IO the shell performs for the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Open a connection.
+    Open(OpenRequest),
+    /// Close a connection and drop its listeners. Issued exactly once per opened connection;
+    /// closing one the transport already lost is a no-op for the shell.
+    Close(ConnectionId),
+}
+
+/// What the application sees of the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Waiting for the first `ready`; nothing may be dispatched yet.
+    Connecting,
+    /// Joined: the server's subscription is live.
+    Live,
+    /// Was live, lost the connection, recovering from the cursor.
+    Reconnecting,
+    /// Ended: `done` delivered, closed by the app, or failed.
+    Closed,
+}
+
+impl State {
+    /// `connecting`, `live`, `reconnecting` or `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Live => "live",
+            State::Reconnecting => "reconnecting",
+            State::Closed => "closed",
+        }
+    }
+}
+
+/// Why a transport stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disconnect {
+    /// The response ended.
+    Ended,
+    /// The transport failed and will not retry (a native `EventSource` after a non-200 status, a
+    /// wrong content type or a network error it gave up on).
+    Failed,
+}
+
+/// Why the session is reconnecting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Interruption {
+    /// The transport stopped.
+    Closed(Disconnect),
+    /// The transport lost the connection and is retrying by itself (`Last-Event-ID` header).
+    TransportRetrying,
+    /// A live connection sent nothing, not even a ping, within the heartbeat timeout.
+    Stalled,
+    /// A reconnect did not get `ready` within the ready timeout.
+    NoReady,
+    /// The server's epoch changed while a cursor of the old one was in use.
+    EpochChanged,
+}
+
+impl fmt::Display for Interruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Interruption::Closed(Disconnect::Ended) => "the response ended",
+            Interruption::Closed(Disconnect::Failed) => "the connection failed",
+            Interruption::TransportRetrying => "the transport is retrying",
+            Interruption::Stalled => "no frame or ping within the heartbeat timeout",
+            Interruption::NoReady => "no ready frame within the ready timeout",
+            Interruption::EpochChanged => "the journal epoch changed",
+        })
+    }
+}
+
+/// A terminal failure: the stream is closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server never confirmed its join: the application must not dispatch.
+    ReadyTimeout {
+        /// How long the session waited.
+        waited: Duration,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ReadyTimeout { waited } => write!(
+                f,
+                "no ready frame within {} ms: the server has not joined the stream, do not dispatch",
+                waited.as_millis()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What was wrong with a malformed input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedKind {
+    /// A journaled frame without an id: it cannot be deduplicated or resumed from.
+    MissingId,
+    /// A journaled frame whose id does not fit the stream's cursor order.
+    BadId(CursorError),
+    /// A `ready` frame with unusable data.
+    BadReady(ReadyError),
+    /// A `ready` frame whose tail does not fit the stream's cursor order.
+    BadTail(CursorError),
+    /// A journaled frame before the connection's `ready`: its epoch is unknown.
+    BeforeReady,
+}
+
+/// An input the session could not use. It is reported whole, so nothing is lost silently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Malformed {
+    /// What was wrong.
+    pub kind: MalformedKind,
+    /// The frame's event type.
+    pub event: String,
+    /// The frame's id, if it had one.
+    pub id: Option<String>,
+    /// The frame's data.
+    pub data: String,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed `{}` frame: ", self.event)?;
+        match &self.kind {
+            MalformedKind::MissingId => f.write_str("a journaled frame has no id"),
+            MalformedKind::BadId(e) => write!(f, "{e}"),
+            MalformedKind::BadReady(e) => write!(f, "{e}"),
+            MalformedKind::BadTail(e) => write!(f, "the ready frame's tail: {e}"),
+            MalformedKind::BeforeReady => f.write_str("a journaled frame arrived before ready"),
+        }
+    }
+}
+
+/// Something to tell the application, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The server confirmed its join. The first one means dispatching is safe.
+    Ready(ReadyInfo),
+    /// A journaled frame, exactly once and in order. A `done` frame is the last.
+    Frame(Frame),
+    /// The state changed.
+    StateChanged(State),
+    /// The journal's epoch changed: ids restarted, cursor and dedup state were cleared, and the
+    /// new epoch's frames follow from its start.
+    Reset {
+        /// The epoch that ended.
+        previous_epoch: String,
+        /// The epoch now in force.
+        epoch: String,
+    },
+    /// A connection was lost and the session is recovering.
+    Reconnecting {
+        /// Attempts since the last `ready` (1 for the first).
+        attempt: u32,
+        /// The delay before the session's own reconnect; `None` when the transport retries by itself.
+        delay: Option<Duration>,
+        /// What happened.
+        cause: Interruption,
+    },
+    /// An input was malformed and was not delivered; counted in [`Stats::malformed`].
+    Malformed(Malformed),
+    /// The stream failed and is closed.
+    Failed(Error),
+}
+
+/// Counters of what the session did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames delivered to the application.
+    pub delivered: u64,
+    /// Frames dropped because they had been delivered already.
+    pub duplicates: u64,
+    /// Connections lost and re-established (by the session or by the transport itself).
+    pub reconnects: u64,
+    /// Epoch changes.
+    pub resets: u64,
+    /// Malformed inputs.
+    pub malformed: u64,
+    /// Live connections abandoned by the heartbeat watchdog.
+    pub stalls: u64,
+    /// Connections the session opened.
+    pub connections: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Connection {
+    id: ConnectionId,
+    ready: bool,
+    /// The server may have resumed after a cursor (query parameter or `Last-Event-ID` header).
+    asked_with_cursor: bool,
+    /// The connection's URL asks for `from=now`.
+    from_now: bool,
+    /// When a reconnecting connection gives up waiting for `ready`.
+    ready_deadline: Timestamp,
+    last_activity: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+enum Link {
+    /// Waiting out a reconnect delay.
+    Waiting { until: Timestamp },
+    /// A connection is opening or open.
+    Active(Connection),
+    /// Ended for good.
+    Stopped,
+}
+
+/// One logical stream: every journaled frame exactly once, in order, across reconnects.
+///
+/// # Call order
+///
+/// 1. [`Session::new`] validates the options and queues the first [`Command::Open`].
+/// 2. Whenever the shell learns something, it calls the matching input with the current time:
+///    [`handle_connected`](Session::handle_connected) (the response started; not a join),
+///    [`handle_frame`](Session::handle_frame) (one event),
+///    [`handle_error`](Session::handle_error) (the transport lost the connection and retries by itself),
+///    [`handle_closed`](Session::handle_closed) (the transport stopped for good),
+///    [`handle_timeout`](Session::handle_timeout) (the deadline from `poll_timeout` passed), or
+///    [`close`](Session::close) (the application is done).
+/// 3. After any input the shell drains, in this order, [`poll_command`](Session::poll_command)
+///    (perform each), [`poll_event`](Session::poll_event) (hand each to the app), and then reads
+///    [`poll_timeout`](Session::poll_timeout) and arms one timer for that instant (replacing the
+///    previous one; `None` means no timer).
+///
+/// Inputs naming a connection other than the current one are ignored, so a late event from a
+/// connection the session already abandoned can never be delivered.
+#[derive(Debug)]
+pub struct Session {
+    names: EventNames,
+    cursor_param: String,
+    epoch_param: String,
+    ready_timeout: Duration,
+    heartbeat_timeout: Duration,
+    dedup: DedupWindow,
+    backoff: Backoff,
+    /// The last delivered id (or the `from=now` tail), in `epoch`.
+    cursor: Option<String>,
+    epoch: Option<String>,
+    /// Connections without a cursor ask `from=now` until the first `ready`.
+    from_now_pending: bool,
+    ever_ready: bool,
+    started: Timestamp,
+    link: Link,
+    next_connection: u64,
+    commands: VecDeque<Command>,
+    events: VecDeque<Event>,
+    reported_state: State,
+    stats: Stats,
+}
+
+impl Session {
+    /// Starts a session at `now` and queues its first connection.
+    pub fn new(config: SessionConfig, now: Timestamp) -> Result<Session, ConfigError> {
+        config.validate()?;
+        let mut dedup = DedupWindow::new(config.cursor_order, config.dedup_window);
+        let (cursor, epoch) = match config.resume {
+            Some(Cursor { id, epoch }) => {
+                dedup
+                    .admit(&id)
+                    .map_err(|e| invalid("resume", e.to_string()))?;
+                (Some(id), Some(epoch))
+            }
+            None => (None, None),
+        };
+        let mut session = Session {
+            from_now_pending: config.from == StartFrom::Now && cursor.is_none(),
+            names: config.names,
+            cursor_param: config.cursor_param,
+            epoch_param: config.epoch_param,
+            ready_timeout: config.ready_timeout,
+            heartbeat_timeout: config.heartbeat_timeout,
+            dedup,
+            backoff: Backoff::new(config.backoff, config.seed),
+            cursor,
+            epoch,
+            ever_ready: false,
+            started: now,
+            link: Link::Stopped,
+            next_connection: 0,
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            reported_state: State::Connecting,
+            stats: Stats::default(),
+        };
+        session.open_connection(now);
+        Ok(session)
+    }
+
+    /// The transport's response started (HTTP 200, `open`). This is not a join: the session stays
+    /// unready until the server's `ready` frame.
+    pub fn handle_connected(&mut self, connection: ConnectionId, now: Timestamp) {
+        if let Some(c) = self.active_mut(connection) {
+            c.last_activity = now;
+        }
+    }
+
+    /// One event from `connection`.
+    pub fn handle_frame(&mut self, connection: ConnectionId, raw: RawEvent<'_>, now: Timestamp) {
+        let Some(c) = self.active_mut(connection) else {
+            return;
+        };
+        c.last_activity = now;
+        let ready = c.ready;
+        match self.names.classify(raw.event) {
+            FrameKind::Ping => {}
+            FrameKind::Ready => match ReadyInfo::parse(raw.data) {
+                Ok(info) => self.on_ready(info, now),
+                Err(e) => self.malformed(MalformedKind::BadReady(e), raw),
+            },
+            _ if !ready => self.malformed(MalformedKind::BeforeReady, raw),
+            kind => self.on_journaled(kind, raw),
+        }
+        self.report_state();
+    }
+
+    /// The transport lost `connection` and is retrying by itself (a native `EventSource` in
+    /// `CONNECTING`): not a failure. The browser's retry carries `Last-Event-ID`, so the session
+    /// lets it run, unless its URL would now ask for the wrong thing, and waits for a new `ready`.
+    pub fn handle_error(&mut self, connection: ConnectionId, now: Timestamp) {
+        let has_cursor = self.cursor.is_some();
+        let ready_deadline = now.saturating_add(self.ready_timeout);
+        let Some(c) = self.active_mut(connection) else {
+            return;
+        };
+        if !c.ready {
+            return; // still joining; the ready deadline stands
+        }
+        // A `from=now` URL without a cursor would skip what was appended during the gap.
+        if c.from_now && !has_cursor {
+            self.abandon(Interruption::TransportRetrying, now, None);
+        } else {
+            c.ready = false;
+            c.asked_with_cursor |= has_cursor;
+            c.ready_deadline = ready_deadline;
+            self.stats.reconnects += 1;
+            let attempt = self.backoff.attempt() + 1;
+            self.events.push_back(Event::Reconnecting {
+                attempt,
+                delay: None,
+                cause: Interruption::TransportRetrying,
+            });
+        }
+        self.report_state();
+    }
+
+    /// The transport stopped `connection` for good; the session reconnects after a backoff delay.
+    pub fn handle_closed(&mut self, connection: ConnectionId, why: Disconnect, now: Timestamp) {
+        if self.active_mut(connection).is_some() {
+            self.abandon(Interruption::Closed(why), now, None);
+            self.report_state();
+        }
+    }
+
+    /// The deadline from [`Session::poll_timeout`] passed (calling it early or late is harmless).
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if !self.ever_ready && !matches!(self.link, Link::Stopped) {
+            let deadline = self.started.saturating_add(self.ready_timeout);
+            if now >= deadline {
+                self.fail(Error::ReadyTimeout {
+                    waited: now.saturating_since(self.started),
+                });
+                self.report_state();
+                return;
+            }
+        }
+        match &self.link {
+            Link::Waiting { until } if now >= *until => self.open_connection(now),
+            Link::Active(c) if !c.ready && self.ever_ready && now >= c.ready_deadline => {
+                self.abandon(Interruption::NoReady, now, None);
+            }
+            Link::Active(c)
+                if c.ready && now >= c.last_activity.saturating_add(self.heartbeat_timeout) =>
+            {
+                self.stats.stalls += 1;
+                self.abandon(Interruption::Stalled, now, None);
+            }
+            _ => {}
+        }
+        self.report_state();
+    }
+
+    /// The application is done: close the connection and stop.
+    pub fn close(&mut self) {
+        self.stop();
+        self.report_state();
+    }
+
+    /// The next IO to perform.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// The next thing to tell the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Session::handle_timeout`] next; `None` when nothing is pending.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let initial = (!self.ever_ready).then(|| self.started.saturating_add(self.ready_timeout));
+        let own = match &self.link {
+            Link::Stopped => return None,
+            Link::Waiting { until } => *until,
+            Link::Active(c) if c.ready => c.last_activity.saturating_add(self.heartbeat_timeout),
+            Link::Active(c) => c.ready_deadline,
+        };
+        Some(initial.map_or(own, |initial| initial.min(own)))
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        match &self.link {
+            Link::Stopped => State::Closed,
+            Link::Active(c) if c.ready => State::Live,
+            _ if self.ever_ready => State::Reconnecting,
+            _ => State::Connecting,
+        }
+    }
+
+    /// The last delivered id and its epoch: where a new session would resume.
+    pub fn cursor(&self) -> Option<Cursor> {
+        let id = self.cursor.clone()?;
+        let epoch = self.epoch.clone()?;
+        Some(Cursor { id, epoch })
+    }
+
+    /// The epoch in force, once a `ready` was seen (or restored with a cursor).
+    pub fn epoch(&self) -> Option<&str> {
+        self.epoch.as_deref()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Ids held by the dedup window (1 for ordered ids; at most `dedupWindow` for opaque ones).
+    pub fn dedup_retained(&self) -> usize {
+        self.dedup.retained()
+    }
+
+    fn active_mut(&mut self, connection: ConnectionId) -> Option<&mut Connection> {
+        match &mut self.link {
+            Link::Active(c) if c.id == connection => Some(c),
+            _ => None,
+        }
+    }
+
+    fn open_connection(&mut self, now: Timestamp) {
+        let id = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        let mut query = Vec::new();
+        let from_now = self.cursor.is_none() && self.from_now_pending;
+        if let Some(cursor) = &self.cursor {
+            query.push((self.cursor_param.clone(), cursor.clone()));
+            if let Some(epoch) = &self.epoch {
+                query.push((self.epoch_param.clone(), epoch.clone()));
+            }
+        } else if from_now {
+            query.push(("from".to_owned(), "now".to_owned()));
+        }
+        if self.stats.connections > 0 {
+            self.stats.reconnects += 1;
+        }
+        self.stats.connections += 1;
+        self.link = Link::Active(Connection {
+            id,
+            ready: false,
+            asked_with_cursor: self.cursor.is_some(),
+            from_now,
+            ready_deadline: now.saturating_add(self.ready_timeout),
+            last_activity: now,
+        });
+        self.commands.push_back(Command::Open(OpenRequest {
+            connection: id,
+            query,
+        }));
+    }
+
+    /// Drops the current connection and schedules the next one after `delay` (a backoff draw
+    /// when `None`).
+    fn abandon(&mut self, cause: Interruption, now: Timestamp, delay: Option<Duration>) {
+        if let Link::Active(c) = &self.link {
+            self.commands.push_back(Command::Close(c.id));
+        }
+        let delay = delay.unwrap_or_else(|| self.backoff.next_delay());
+        let attempt = self.backoff.attempt().max(1);
+        self.link = Link::Waiting {
+            until: now.saturating_add(delay),
+        };
+        self.events.push_back(Event::Reconnecting {
+            attempt,
+            delay: Some(delay),
+            cause,
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Link::Active(c) = &self.link {
+            self.commands.push_back(Command::Close(c.id));
+        }
+        self.link = Link::Stopped;
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.stop();
+        self.events.push_back(Event::Failed(error));
+    }
+
+    fn on_ready(&mut self, info: ReadyInfo, now: Timestamp) {
+        let Link::Active(c) = &self.link else { return };
+        let (asked_with_cursor, from_now) = (c.asked_with_cursor, c.from_now);
+        if let Some(previous) = self.epoch.take_if(|e| *e != info.epoch) {
+            self.stats.resets += 1;
+            self.dedup.clear();
+            self.cursor = None;
+            self.from_now_pending = false;
+            self.epoch = Some(info.epoch.clone());
+            self.events.push_back(Event::Reset {
+                previous_epoch: previous,
+                epoch: info.epoch.clone(),
+            });
+            if asked_with_cursor {
+                // The server may have replayed after an id of the old epoch (a server that ignores
+                // `epoch`); only a connection without a cursor surely starts the new epoch whole.
+                self.abandon(Interruption::EpochChanged, now, Some(Duration::ZERO));
+                return;
+            }
+        }
+        self.epoch = Some(info.epoch.clone());
+        if from_now && self.cursor.is_none() {
+            if let Some(tail) = &info.tail {
+                match self.dedup.admit(tail) {
+                    Ok(_) => self.cursor = Some(tail.clone()),
+                    Err(e) => {
+                        let event = self.names.ready.clone();
+                        self.malformed(
+                            MalformedKind::BadTail(e),
+                            RawEvent {
+                                event: &event,
+                                id: None,
+                                data: tail,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if let Link::Active(c) = &mut self.link {
+            c.ready = true;
+        }
+        self.from_now_pending = false;
+        self.ever_ready = true;
+        self.backoff.reset();
+        self.events.push_back(Event::Ready(info));
+    }
+
+    fn on_journaled(&mut self, kind: FrameKind, raw: RawEvent<'_>) {
+        let Some(id) = raw.id.filter(|id| !id.is_empty()) else {
+            self.malformed(MalformedKind::MissingId, raw);
+            return;
+        };
+        match self.dedup.admit(id) {
+            Err(e) => self.malformed(MalformedKind::BadId(e), raw),
+            Ok(Verdict::Duplicate) => self.stats.duplicates += 1,
+            Ok(Verdict::New) => {
+                self.cursor = Some(id.to_owned());
+                self.stats.delivered += 1;
+                self.events.push_back(Event::Frame(Frame {
+                    id: id.to_owned(),
+                    event: raw.event.to_owned(),
+                    data: raw.data.to_owned(),
+                }));
+                if kind == FrameKind::Done {
+                    self.stop();
+                }
+            }
+        }
+    }
+
+    fn malformed(&mut self, kind: MalformedKind, raw: RawEvent<'_>) {
+        self.stats.malformed += 1;
+        self.events.push_back(Event::Malformed(Malformed {
+            kind,
+            event: raw.event.to_owned(),
+            id: raw.id.map(str::to_owned),
+            data: raw.data.to_owned(),
+        }));
+    }
+
+    fn report_state(&mut self) {
+        let state = self.state();
+        if state != self.reported_state {
+            self.reported_state = state;
+            self.events.push_back(Event::StateChanged(state));
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! sse-relay: every journaled server-sent frame exactly once, in order, in every tab.
+//!
+//! The crate has two layers (see `DESIGN.md` §5 and the README):
+//!
+//! - [`core`]: the protocol logic, pure and sans-IO. It never touches the browser or a clock: the
+//!   caller passes time in and performs the commands it asks for. It builds and is tested natively.
+//! - `web` and the bindings (wasm32 only): thin adapters over `EventSource`, timers and storage, and
+//!   the JavaScript API, which feed the core's [`core::Session`] and make no decisions of their own.
+#![deny(missing_docs)]
+
+pub mod core;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,561 @@
+//! Scenario tests of the core session against the simulated journal server.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use std::time::Duration;
+
+use sse_relay::core::{
+    BackoffPolicy, Command, ConfigError, Cursor, CursorOrder, Error, Event, MalformedKind,
+    RawEvent, Session, SessionConfig, StartFrom, State, Timestamp,
+};
+use support::{quick_config, IdStyle, Sim};
+
+fn numeric() -> IdStyle {
+    IdStyle::Numeric { step: 1 }
+}
+
+#[test]
+fn open_is_not_ready_until_the_ready_frame() {
+    let mut s = Session::new(quick_config(), Timestamp::from_millis(0)).unwrap();
+    let Some(Command::Open(open)) = s.poll_command() else {
+        panic!("no open")
+    };
+    assert!(
+        open.query.is_empty(),
+        "from=start without cursor asks for nothing"
+    );
+    s.handle_connected(open.connection, Timestamp::from_millis(5));
+    assert_eq!(s.state(), State::Connecting);
+    // A journaled frame before ready is not delivered: its epoch is unknown.
+    s.handle_frame(
+        open.connection,
+        RawEvent {
+            event: "token",
+            id: Some("1"),
+            data: "x",
+        },
+        Timestamp::from_millis(6),
+    );
+    let Some(Event::Malformed(m)) = s.poll_event() else {
+        panic!("expected malformed")
+    };
+    assert_eq!(m.kind, MalformedKind::BeforeReady);
+    assert_eq!(m.data, "x", "the malformed input is reported whole");
+    assert_eq!(s.state(), State::Connecting);
+    s.handle_frame(
+        open.connection,
+        RawEvent {
+            event: "ready",
+            id: None,
+            data: r#"{"tail":null,"epoch":"e1"}"#,
+        },
+        Timestamp::from_millis(7),
+    );
+    assert!(matches!(s.poll_event(), Some(Event::Ready(_))));
+    assert_eq!(s.poll_event(), Some(Event::StateChanged(State::Live)));
+    assert_eq!(s.stats().malformed, 1);
+}
+
+#[test]
+fn ready_timeout_fails_closed() {
+    let mut sim = Sim::silent(quick_config(), numeric());
+    sim.drop_connection(); // a 500, then connections that hang
+    for _ in 0..20 {
+        if !sim.fire_next_timer() {
+            break;
+        }
+    }
+    assert_eq!(sim.session.state(), State::Closed);
+    assert_eq!(sim.failures, 1);
+    let failed = sim.events.iter().find_map(|e| match e {
+        Event::Failed(Error::ReadyTimeout { waited }) => Some(*waited),
+        _ => None,
+    });
+    assert_eq!(failed, Some(Duration::from_millis(1_000)));
+    assert!(!sim
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Ready(_) | Event::Frame(_))));
+    assert_eq!(
+        sim.opens.len(),
+        sim.closes.len(),
+        "every connection was closed"
+    );
+    assert_eq!(
+        sim.session.poll_timeout(),
+        None,
+        "nothing left to wake up for"
+    );
+}
+
+#[test]
+fn early_failures_are_retried_within_the_ready_timeout() {
+    let mut sim = Sim::silent(quick_config(), numeric());
+    sim.drop_connection(); // a 500 on the first connection
+    sim.answering = true;
+    sim.settle();
+    assert_eq!(sim.session.state(), State::Live);
+    assert_eq!(sim.opens.len(), 2);
+    assert!(
+        sim.now <= 500,
+        "the first retry waits at most the base delay"
+    );
+}
+
+#[test]
+fn delivers_replay_then_live_and_counts_seam_duplicates() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    for _ in 0..3 {
+        sim.append("token");
+    }
+    sim.drop_connection();
+    sim.append("token"); // appended while disconnected: replayed on resume
+    sim.append("token");
+    sim.dup_seam = 2;
+    sim.settle();
+    sim.append("token");
+    assert_eq!(sim.delivered_ids(), ["1", "2", "3", "4", "5", "6"]);
+    assert_eq!(sim.session.stats().duplicates, 2);
+    assert_eq!(
+        sim.session.cursor(),
+        Some(Cursor {
+            id: "6".into(),
+            epoch: "e1".into()
+        })
+    );
+}
+
+#[test]
+fn reconnect_carries_cursor_and_epoch() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    sim.append("token");
+    sim.drop_connection();
+    sim.settle();
+    let query = &sim.conn.as_ref().unwrap().query;
+    assert_eq!(
+        query,
+        &[
+            ("lastEventId".to_string(), "2".to_string()),
+            ("epoch".to_string(), "e1".to_string())
+        ]
+    );
+    assert_eq!(sim.session.stats().reconnects, 1);
+}
+
+#[test]
+fn from_now_starts_at_the_ready_tail() {
+    let config = SessionConfig {
+        from: StartFrom::Now,
+        ..quick_config()
+    };
+    let mut sim = Sim::silent(config, numeric());
+    sim.append("token");
+    sim.append("token");
+    sim.answer();
+    assert_eq!(sim.session.cursor().map(|c| c.id), Some("2".into()));
+    sim.answering = true;
+    sim.drop_connection();
+    sim.append("token"); // appended in the gap: the resume from the tail must replay it
+    sim.settle();
+    assert_eq!(
+        sim.conn.as_ref().unwrap().query[0],
+        ("lastEventId".to_string(), "2".to_string())
+    );
+    sim.append("token");
+    assert_eq!(
+        sim.delivered_ids(),
+        ["3", "4"],
+        "nothing before the tail, everything after it"
+    );
+}
+
+#[test]
+fn from_now_queries_from_now_until_the_first_ready() {
+    let config = SessionConfig {
+        from: StartFrom::Now,
+        ..quick_config()
+    };
+    let mut s = Session::new(config, Timestamp::from_millis(0)).unwrap();
+    let Some(Command::Open(open)) = s.poll_command() else {
+        panic!()
+    };
+    assert_eq!(open.query, [("from".to_string(), "now".to_string())]);
+}
+
+#[test]
+fn from_now_without_tail_does_not_let_the_browser_retry_from_now() {
+    let config = SessionConfig {
+        from: StartFrom::Now,
+        ..quick_config()
+    };
+    let mut sim = Sim::new(config, numeric()); // empty journal: ready.tail is null
+    assert_eq!(sim.session.state(), State::Live);
+    assert_eq!(sim.session.cursor(), None);
+    sim.transport_retry();
+    // The session abandoned the from=now URL and reopened without it.
+    sim.settle();
+    assert_eq!(sim.opens.len(), 2);
+    assert!(sim.conn.as_ref().unwrap().query.is_empty());
+}
+
+#[test]
+fn transport_retry_is_not_a_failure() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    sim.transport_retry();
+    assert_eq!(sim.opens.len(), 1, "the browser reconnected by itself");
+    assert!(sim
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Reconnecting { delay: None, .. })));
+    assert!(sim
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::StateChanged(State::Reconnecting))));
+    assert_eq!(sim.session.state(), State::Live);
+    sim.append("token");
+    assert_eq!(sim.delivered_ids(), ["1", "2"]);
+}
+
+#[test]
+fn stalled_connection_is_replaced() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    sim.advance(4_999);
+    assert_eq!(sim.opens.len(), 1);
+    sim.advance(1);
+    assert_eq!(sim.session.stats().stalls, 1);
+    sim.settle();
+    assert_eq!(sim.opens.len(), 2);
+    sim.append("token");
+    assert_eq!(sim.delivered_ids(), ["1", "2"]);
+}
+
+#[test]
+fn pings_keep_a_connection_alive() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    for _ in 0..5 {
+        sim.advance(4_000);
+        let id = sim.conn.as_ref().unwrap().id;
+        sim.session.handle_frame(
+            id,
+            RawEvent {
+                event: "ping",
+                id: None,
+                data: "",
+            },
+            sim.ts(),
+        );
+        sim.pump();
+    }
+    assert_eq!(sim.session.stats().stalls, 0);
+    assert_eq!(sim.opens.len(), 1);
+}
+
+#[test]
+fn done_ends_the_stream_for_good() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    sim.append("done");
+    assert_eq!(sim.session.state(), State::Closed);
+    assert_eq!(sim.delivered.last().unwrap().event, "done");
+    assert_eq!(sim.opens, sim.closes);
+    assert_eq!(sim.session.poll_timeout(), None);
+    assert!(!sim.fire_next_timer());
+}
+
+#[test]
+fn epoch_change_after_a_cursor_reconnects_from_the_new_start() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    sim.append("token");
+    // The server resets: new epoch, ids restart. Our minimal simulated server ignores `epoch`
+    // and would resume after "2" in the new epoch, losing its first two entries.
+    sim.journal.clear();
+    sim.epoch = "e2".into();
+    for _ in 0..3 {
+        let id = sim.style.id(sim.journal.len());
+        sim.journal.push(sse_relay::core::Frame {
+            id,
+            event: "token".into(),
+            data: "new".into(),
+        });
+    }
+    sim.drop_connection();
+    sim.settle();
+    let resets: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Reset { .. }))
+        .collect();
+    assert_eq!(resets.len(), 1);
+    assert_eq!(sim.session.stats().resets, 1);
+    assert_eq!(
+        sim.delivered_ids(),
+        ["1", "2", "1", "2", "3"],
+        "old epoch, then the whole new one"
+    );
+    assert!(
+        sim.conn.as_ref().unwrap().query.is_empty(),
+        "the last connection asked without a cursor"
+    );
+    assert_eq!(sim.session.epoch(), Some("e2"));
+}
+
+#[test]
+fn events_of_an_abandoned_connection_are_ignored() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    let old = sim.conn.as_ref().unwrap().id;
+    sim.drop_connection();
+    sim.settle();
+    sim.session.handle_frame(
+        old,
+        RawEvent {
+            event: "token",
+            id: Some("99"),
+            data: "late",
+        },
+        sim.ts(),
+    );
+    sim.session
+        .handle_closed(old, sse_relay::core::Disconnect::Failed, sim.ts());
+    sim.pump();
+    assert_eq!(sim.delivered_ids(), ["1"]);
+    assert_eq!(sim.session.state(), State::Live);
+}
+
+#[test]
+fn malformed_frames_are_counted_and_reported() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.append("token");
+    let id = sim.conn.as_ref().unwrap().id;
+    let now = sim.ts();
+    sim.session.handle_frame(
+        id,
+        RawEvent {
+            event: "token",
+            id: None,
+            data: "no id",
+        },
+        now,
+    );
+    sim.session.handle_frame(
+        id,
+        RawEvent {
+            event: "token",
+            id: Some(""),
+            data: "empty id",
+        },
+        now,
+    );
+    sim.session.handle_frame(
+        id,
+        RawEvent {
+            event: "token",
+            id: Some("abc"),
+            data: "bad id",
+        },
+        now,
+    );
+    sim.session.handle_frame(
+        id,
+        RawEvent {
+            event: "ready",
+            id: None,
+            data: "{not json",
+        },
+        now,
+    );
+    sim.pump();
+    let kinds: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Malformed(m) => Some(m.kind.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds.len(), 4);
+    assert!(matches!(kinds[0], MalformedKind::MissingId));
+    assert!(matches!(kinds[1], MalformedKind::MissingId));
+    assert!(matches!(kinds[2], MalformedKind::BadId(_)));
+    assert!(matches!(kinds[3], MalformedKind::BadReady(_)));
+    assert_eq!(sim.session.stats().malformed, 4);
+    sim.append("token");
+    assert_eq!(sim.delivered_ids(), ["1", "2"], "the stream goes on");
+}
+
+#[test]
+fn resume_cursor_is_sent_on_the_first_connection() {
+    let config = SessionConfig {
+        resume: Some(Cursor {
+            id: "41".into(),
+            epoch: "e9".into(),
+        }),
+        ..quick_config()
+    };
+    let mut s = Session::new(config, Timestamp::from_millis(0)).unwrap();
+    let Some(Command::Open(open)) = s.poll_command() else {
+        panic!()
+    };
+    assert_eq!(
+        open.query,
+        [
+            ("lastEventId".to_string(), "41".to_string()),
+            ("epoch".to_string(), "e9".to_string())
+        ]
+    );
+    s.handle_frame(
+        open.connection,
+        RawEvent {
+            event: "ready",
+            id: None,
+            data: r#"{"tail":"45","epoch":"e9"}"#,
+        },
+        Timestamp::from_millis(1),
+    );
+    s.handle_frame(
+        open.connection,
+        RawEvent {
+            event: "token",
+            id: Some("41"),
+            data: "old",
+        },
+        Timestamp::from_millis(1),
+    );
+    s.handle_frame(
+        open.connection,
+        RawEvent {
+            event: "token",
+            id: Some("42"),
+            data: "new",
+        },
+        Timestamp::from_millis(1),
+    );
+    assert_eq!(s.stats().duplicates, 1);
+    assert_eq!(s.stats().delivered, 1);
+}
+
+#[test]
+fn backoff_grows_on_failures_and_resets_after_ready() {
+    let policy = BackoffPolicy {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(800),
+    };
+    let config = SessionConfig {
+        backoff: policy,
+        ready_timeout: Duration::from_secs(60),
+        ..quick_config()
+    };
+    let mut sim = Sim::silent(config, numeric());
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        sim.drop_connection();
+        if let Some(Event::Reconnecting {
+            attempt,
+            delay: Some(d),
+            ..
+        }) = sim.events.last().cloned()
+        {
+            assert!(d <= policy.ceiling(attempt - 1), "attempt {attempt}: {d:?}");
+            delays.push(d);
+        }
+        sim.fire_next_timer();
+    }
+    assert_eq!(delays.len(), 6);
+    sim.answering = true;
+    sim.drop_connection();
+    sim.settle();
+    assert_eq!(sim.session.state(), State::Live);
+    sim.drop_connection();
+    let last_reconnect = sim
+        .events
+        .iter()
+        .rev()
+        .find(|e| matches!(e, Event::Reconnecting { .. }));
+    match last_reconnect {
+        Some(Event::Reconnecting {
+            attempt: 1,
+            delay: Some(d),
+            ..
+        }) => assert!(*d <= policy.base),
+        other => panic!("expected a first attempt after ready, got {other:?}"),
+    }
+}
+
+#[test]
+fn config_errors_name_the_option() {
+    let cases: Vec<(SessionConfig, &str)> = vec![
+        (
+            SessionConfig {
+                dedup_window: 0,
+                ..SessionConfig::default()
+            },
+            "dedupWindow",
+        ),
+        (
+            SessionConfig {
+                ready_timeout: Duration::ZERO,
+                ..SessionConfig::default()
+            },
+            "readyTimeoutMs",
+        ),
+        (
+            SessionConfig {
+                heartbeat_timeout: Duration::ZERO,
+                ..SessionConfig::default()
+            },
+            "heartbeatTimeoutMs",
+        ),
+        (
+            SessionConfig {
+                cursor_param: String::new(),
+                ..SessionConfig::default()
+            },
+            "cursorParam",
+        ),
+        (
+            SessionConfig {
+                cursor_order: CursorOrder::Numeric,
+                resume: Some(Cursor {
+                    id: "x".into(),
+                    epoch: "e".into(),
+                }),
+                ..SessionConfig::default()
+            },
+            "resume",
+        ),
+    ];
+    for (config, option) in cases {
+        match Session::new(config, Timestamp::from_millis(0)) {
+            Err(ConfigError::Invalid {
+                option: named,
+                reason,
+            }) => {
+                assert_eq!(named, option);
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{option}: expected an error, got {other:?}"),
+        }
+    }
+    let mut names = SessionConfig::default();
+    names.names.done = "ready".into();
+    let err = Session::new(names, Timestamp::from_millis(0)).unwrap_err();
+    assert!(err.to_string().starts_with("option `readyEvent`"), "{err}");
+}
+
+#[test]
+fn close_stops_everything() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    sim.session.close();
+    sim.pump();
+    assert_eq!(sim.session.state(), State::Closed);
+    assert_eq!(sim.opens, sim.closes);
+    assert_eq!(sim.session.poll_timeout(), None);
+    sim.session.close(); // idempotent
+    sim.pump();
+    assert_eq!(sim.closes.len(), 1);
+}
