@@ -31,4 +31,4 @@ tier "clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warn
 tier "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
 tier "tests (native)" cargo test --workspace --quiet
 tier "build (wasm32 release)" cargo build --target wasm32-unknown-unknown --release --lib --quiet
-tier "wasm-bindgen-test (headless Chromium)" cargo test --target wasm32-unknown-unknown --test web_smoke --quiet
+tier "wasm-bindgen-test (headless Chromium)" cargo test --target wasm32-unknown-unknown --test web_smoke
