@@ -1,0 +1,119 @@
+//! `sse-relay-server`: the reference journal server of sse-relay.
+//!
+//! It speaks protocol v1 of the project's DESIGN.md §2 over an in-memory journal per stream
+//! key, with a real pub/sub live path and per-connection fault injection, so tests, benchmarks
+//! and the demo can reproduce each failure of DESIGN.md §1 on demand.
+//!
+//! Start it in-process (integration tests do this on port 0):
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let config = sse_relay_server::Config { port: 0, ..Default::default() };
+//! let server = sse_relay_server::bind(config).await?;
+//! println!("listening on {}", server.url());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod faults;
+pub mod id;
+pub mod journal;
+pub mod params;
+pub mod producer;
+pub mod routes;
+pub mod sse;
+pub mod state;
+pub mod static_files;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Command, Config};
+pub use id::IdMode;
+
+use journal::Streams;
+use state::{shutdown_requested, AppState};
+
+/// How long [`Server::shutdown`] waits for connections to finish before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+/// Binds the listener and starts serving on the current tokio runtime. Returns once the
+/// address is bound, so [`Server::local_addr`] is the real port even for `port: 0`.
+pub async fn bind(config: Config) -> io::Result<Server> {
+    let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+    let addr = listener.local_addr()?;
+    // Live frames are small writes that must leave at once, not wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (stop, stopped) = watch::channel(false);
+    let state = AppState {
+        streams: Streams::new(config.ids, config.retention),
+        config,
+        shutdown: stopped.clone(),
+    };
+    let app = routes::router(Arc::new(state));
+    let task = tokio::spawn(async move {
+        let mut stopped = stopped;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown_requested(&mut stopped).await })
+            .await
+    });
+    Ok(Server { addr, stop, task })
+}
+
+impl Server {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the base URL of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Runs until the server fails (it does not stop on its own).
+    pub async fn wait(self) -> io::Result<()> {
+        join(self.task).await
+    }
+
+    /// Ends every stream and producer, stops accepting, and waits (a few seconds at most)
+    /// for open connections to finish.
+    pub async fn shutdown(self) -> io::Result<()> {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(result) => flatten(result),
+            Err(_) => {
+                task.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn join(task: JoinHandle<io::Result<()>>) -> io::Result<()> {
+    flatten(task.await)
+}
+
+fn flatten(result: Result<io::Result<()>, tokio::task::JoinError>) -> io::Result<()> {
+    result.map_err(io::Error::other)?
+}

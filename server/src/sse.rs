@@ -1,0 +1,444 @@
+//! `GET /streams/{key}/events`: the SSE endpoint of protocol v1.
+//!
+//! Each connection runs as its own task that writes pre-rendered bytes into a small channel
+//! feeding the response body. The order of work is what makes the `ready` frame honest:
+//!
+//! 1. join the key's live channel (after `joinDelayMs`, if given),
+//! 2. snapshot the tail (in the same lock hold as the join, so live entries are exactly those
+//!    after the tail),
+//! 3. send `ready` with that tail and the epoch,
+//! 4. replay retained entries after the cursor up to the tail, in chunks of about 64 KiB,
+//! 5. tail live entries after the tail, skipping anything already sent.
+//!
+//! `readyEarly=1` swaps this for the bug of DESIGN.md §1.1: snapshot, `ready`, wait, then join.
+//! Entries appended in that window are never delivered on that connection.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::error::ApiError;
+use crate::faults::{garbage_frames, Knobs};
+use crate::id::{CursorError, Id};
+use crate::journal::{ConnectionGuard, Entry, Journal, Snapshot, Stream, StreamKey};
+use crate::params::{self, Pairs};
+use crate::state::{shutdown_requested, App};
+
+/// Replay and live writes are gathered into body chunks of about this size.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Body chunks in flight between a connection task and the HTTP connection.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// Where a connection starts when it has no (usable) cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum From {
+    /// Replay the whole retained journal.
+    Start,
+    /// Replay nothing; deliver only entries after the tail snapshotted at join time.
+    Now,
+}
+
+/// The protocol parameters of one events request, before the journal is consulted.
+#[derive(Debug)]
+struct EventsRequest {
+    cursor: Option<String>,
+    epoch: Option<String>,
+    from: From,
+    knobs: Knobs,
+}
+
+/// Where replay starts, resolved against the journal.
+#[derive(Clone, Debug)]
+enum Start {
+    /// After this cursor, which was parsed in `epoch`.
+    After { cursor: Id, epoch: String },
+    /// From the oldest retained entry.
+    Beginning,
+    /// Nothing replayed.
+    Now,
+}
+
+impl EventsRequest {
+    fn parse(pairs: &Pairs, headers: &HeaderMap) -> Result<EventsRequest, ApiError> {
+        let header_cursor = match headers.get("last-event-id") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::bad_request("the Last-Event-ID header is not visible ASCII")
+            })?),
+        };
+        // The header wins: it is the browser's own automatic reconnect, fresher than the
+        // cursor baked into the URL the EventSource was created with. Empty means absent.
+        let cursor = header_cursor
+            .filter(|c| !c.is_empty())
+            .or_else(|| params::last(pairs, "lastEventId").filter(|c| !c.is_empty()))
+            .map(str::to_owned);
+        let from = params::choice(pairs, "from", "start or now", |v| match v {
+            "start" => Some(From::Start),
+            "now" => Some(From::Now),
+            _ => None,
+        })?
+        .unwrap_or(From::Start);
+        Ok(EventsRequest {
+            cursor,
+            epoch: params::last(pairs, "epoch")
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned),
+            from,
+            knobs: Knobs::parse(pairs)?,
+        })
+    }
+
+    /// Resolves the start against the journal: a cursor from another epoch is ignored (its ids
+    /// may have restarted); otherwise it must parse in the journal's id mode.
+    fn start(&self, journal: &Journal) -> Result<Start, CursorError> {
+        if self.epoch.as_deref().is_some_and(|e| e != journal.epoch()) {
+            return Ok(Start::Beginning);
+        }
+        Ok(match (&self.cursor, self.from) {
+            (Some(cursor), _) => Start::After {
+                cursor: Id::parse(cursor, journal.mode())?,
+                epoch: journal.epoch().to_owned(),
+            },
+            (None, From::Start) => Start::Beginning,
+            (None, From::Now) => Start::Now,
+        })
+    }
+}
+
+/// The events handler: validates everything up front (so errors get a proper status), applies
+/// the `status`/`contentType` faults, then answers 200 at once and lets the connection task
+/// do the join — a 200 is not a join, which is exactly what clients must not assume.
+pub async fn events(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = StreamKey::parse(&key)?;
+    let request = EventsRequest::parse(&pairs, &headers)?;
+    let stream = app.streams.get(&key);
+    let start = {
+        let mut journal = stream.lock();
+        let start = request.start(&journal)?;
+        if let Some(fail) = &request.knobs.fail {
+            if journal.count_fault_connection() <= request.knobs.fail_count {
+                return Ok(fail.response());
+            }
+        }
+        start
+    };
+
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let limit = limit(&request.knobs);
+    let connection = Connection {
+        _guard: stream.connection(),
+        stream,
+        knobs: request.knobs,
+        start,
+        out: Out::new(tx, limit),
+        ping: app.config.ping,
+        shutdown: app.shutdown.clone(),
+    };
+    tokio::spawn(connection.run());
+
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(ChunkStream(rx)),
+    )
+        .into_response())
+}
+
+/// The per-connection frame limit from `dropAfter`/`stallAfter`: whichever comes first, and
+/// `dropAfter` on a tie.
+fn limit(knobs: &Knobs) -> Option<(u64, End)> {
+    match (knobs.drop_after, knobs.stall_after) {
+        (Some(d), Some(s)) if s < d => Some((s, End::Stall)),
+        (Some(d), _) => Some((d, End::Dropped)),
+        (None, Some(s)) => Some((s, End::Stall)),
+        (None, None) => None,
+    }
+}
+
+/// Why a connection task stops writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The client went away.
+    ClientGone,
+    /// The `done` entry was sent (or the cursor is already past it).
+    Done,
+    /// `dropAfter` was reached.
+    Dropped,
+    /// `stallAfter` was reached: stay open, silent.
+    Stall,
+    /// The live subscription fell behind the channel's capacity; the client resumes from its
+    /// cursor.
+    Lagged,
+    /// The journal was reset: the client reconnects into the new epoch.
+    Reset,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// The body side of a connection: a channel of chunks.
+struct ChunkStream(mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}
+
+/// The writing side of a connection: gathers bytes into chunks and counts journaled frames.
+struct Out {
+    tx: mpsc::Sender<Bytes>,
+    buf: BytesMut,
+    journaled: u64,
+    limit: Option<(u64, End)>,
+}
+
+impl Out {
+    fn new(tx: mpsc::Sender<Bytes>, limit: Option<(u64, End)>) -> Out {
+        Out {
+            tx,
+            buf: BytesMut::with_capacity(CHUNK + 1024),
+            journaled: 0,
+            limit,
+        }
+    }
+
+    /// Journaled frames this connection may still send before its limit acts.
+    fn budget(&self) -> usize {
+        match self.limit {
+            Some((n, _)) => usize::try_from(n.saturating_sub(self.journaled)).unwrap_or(usize::MAX),
+            None => usize::MAX,
+        }
+    }
+
+    /// Queues bytes that are not a journal entry (ready, ping, noise).
+    fn unjournaled(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Queues one journal entry; flushes when the chunk is full, and ends the connection after
+    /// `done` or when the frame limit is reached.
+    async fn journaled(&mut self, entry: &Entry) -> Result<(), End> {
+        self.buf.extend_from_slice(&entry.bytes);
+        self.journaled += 1;
+        if entry.done {
+            self.flush().await?;
+            return Err(End::Done);
+        }
+        if let Some((n, end)) = self.limit {
+            if self.journaled >= n {
+                self.flush().await?;
+                return Err(end);
+            }
+        }
+        if self.buf.len() >= CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the queued bytes to the HTTP connection.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.buf.reserve(CHUNK + 1024);
+        self.tx.send(chunk).await.map_err(|_| End::ClientGone)
+    }
+
+    /// Resolves when the HTTP connection dropped the body (the client went away).
+    async fn closed(&self) {
+        self.tx.closed().await
+    }
+}
+
+/// One SSE connection, run as its own task.
+struct Connection {
+    stream: Arc<Stream>,
+    /// Counts the connection as open while the task lives.
+    _guard: ConnectionGuard,
+    knobs: Knobs,
+    start: Start,
+    out: Out,
+    ping: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self) {
+        let end = match self.serve().await {
+            Ok(never) => match never {},
+            Err(end) => end,
+        };
+        if end == End::Stall {
+            // Silent but open: no frames, no pings, until the client gives up.
+            tokio::select! {
+                _ = self.out.closed() => {}
+                _ = shutdown_requested(&mut self.shutdown) => {}
+            }
+        }
+        // Returning drops the sender, which ends the response body.
+    }
+
+    async fn serve(&mut self) -> Result<Infallible, End> {
+        let (mut live, snap) = if self.knobs.ready_early {
+            let snap = self.stream.lock().snapshot();
+            self.send_ready(&snap).await?;
+            self.pause(self.knobs.join_delay).await?;
+            let live = {
+                let journal = self.stream.lock();
+                (journal.epoch() == snap.epoch).then(|| journal.subscribe())
+            };
+            (live.ok_or(End::Reset)?, snap)
+        } else {
+            self.pause(self.knobs.join_delay).await?;
+            let (live, snap) = self.stream.lock().join();
+            self.send_ready(&snap).await?;
+            (live, snap)
+        };
+
+        // A cursor parsed in an epoch that has since been reset is meaningless: start over.
+        let (replay, after, mut floor) = match &self.start {
+            Start::After { cursor, epoch } if *epoch == snap.epoch => {
+                (true, Some(*cursor), snap.tail.max(Some(*cursor)))
+            }
+            Start::After { .. } | Start::Beginning => (true, None, snap.tail),
+            Start::Now => (false, None, snap.tail),
+        };
+
+        let mut seam = VecDeque::new();
+        if let (true, Some(upto)) = (replay, snap.tail) {
+            self.replay(&snap.epoch, after, upto, &mut seam).await?;
+        }
+        if snap.done {
+            // The done entry was replayed above (which already ended the connection), or the
+            // cursor is at or past it: nothing more will ever come.
+            self.out.flush().await?;
+            return Err(End::Done);
+        }
+        for entry in seam.drain(..) {
+            self.out.journaled(&entry).await?;
+        }
+        self.out.flush().await?;
+
+        let mut ping = tokio::time::interval_at(Instant::now() + self.ping, self.ping);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                batch = live.recv() => match batch {
+                    Ok(batch) => {
+                        for entry in batch.iter() {
+                            if Some(entry.id) > floor {
+                                floor = Some(entry.id);
+                                self.out.journaled(entry).await?;
+                            }
+                        }
+                        self.out.flush().await?;
+                    }
+                    Err(RecvError::Lagged(_)) => return Err(End::Lagged),
+                    Err(RecvError::Closed) => return Err(End::Reset),
+                },
+                _ = ping.tick() => {
+                    self.out.unjournaled(b"event: ping\ndata:\n\n");
+                    self.out.flush().await?;
+                }
+                _ = self.out.closed() => return Err(End::ClientGone),
+                _ = shutdown_requested(&mut self.shutdown) => return Err(End::Shutdown),
+            }
+        }
+    }
+
+    /// Sends retained entries with `after < id <= upto`, reading the journal in chunks so the
+    /// lock is never held while writing. Keeps the last `dupSeam` of them in `seam`.
+    async fn replay(
+        &mut self,
+        epoch: &str,
+        mut after: Option<Id>,
+        upto: Id,
+        seam: &mut VecDeque<Entry>,
+    ) -> Result<(), End> {
+        let keep = self.knobs.dup_seam;
+        let mut batch = Vec::new();
+        loop {
+            batch.clear();
+            {
+                let journal = self.stream.lock();
+                if journal.epoch() != epoch {
+                    return Err(End::Reset);
+                }
+                journal.read_range(after, upto, self.out.budget(), CHUNK, &mut batch);
+            }
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.id);
+            for entry in &batch {
+                if keep > 0 {
+                    if seam.len() == keep {
+                        seam.pop_front();
+                    }
+                    seam.push_back(entry.clone());
+                }
+                self.out.journaled(entry).await?;
+            }
+        }
+    }
+
+    /// Sends `ready` (and, with `garbage=1`, the noise right after it) and flushes.
+    async fn send_ready(&mut self, snap: &Snapshot) -> Result<(), End> {
+        let data = serde_json::json!({
+            "tail": snap.tail.map(|t| t.to_string()),
+            "epoch": snap.epoch,
+        });
+        self.out
+            .unjournaled(format!("event: ready\ndata: {data}\n\n").as_bytes());
+        if self.knobs.garbage {
+            static NOISE: OnceLock<Bytes> = OnceLock::new();
+            let noise = NOISE.get_or_init(|| Bytes::from(garbage_frames()));
+            self.out.unjournaled(noise);
+        }
+        self.out.flush().await
+    }
+
+    /// Waits `delay`, unless the client leaves or the server stops first.
+    async fn pause(&mut self, delay: Duration) -> Result<(), End> {
+        if delay.is_zero() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = self.out.closed() => Err(End::ClientGone),
+            _ = shutdown_requested(&mut self.shutdown) => Err(End::Shutdown),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Each fault knob does what it says, and a correct client (resume from the last delivered id,
+//! drop ids it already has) still gets every entry exactly once.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::*;
+
+/// Appends `n` tokens then `done` to `key`.
+async fn turn(addr: std::net::SocketAddr, key: &str, n: usize) {
+    for i in 1..=n {
+        append(addr, key, "token", &format!("t{i}")).await;
+    }
+    append(addr, key, "done", "").await;
+}
+
+#[tokio::test]
+async fn drop_after_cuts_each_connection_and_resuming_still_gets_everything() {
+    let server = start().await;
+    let addr = server.local_addr();
+    turn(addr, "drop", 10).await;
+
+    let mut delivered: Vec<String> = Vec::new();
+    let mut connections = 0;
+    loop {
+        connections += 1;
+        assert!(connections <= 10, "no progress: {delivered:?}");
+        let query = match delivered.last() {
+            Some(cursor) => format!("dropAfter=3&lastEventId={cursor}"),
+            None => "dropAfter=3".to_owned(),
+        };
+        let mut sse = Sse::connect(addr, "drop", &query).await;
+        sse.ready().await;
+        let frames = sse.rest().await;
+        assert!(frames.len() <= 3, "{frames:?}");
+        let done = frames.iter().any(|f| f.event == "done");
+        delivered.extend(ids(&frames));
+        if done {
+            break;
+        }
+    }
+    assert_eq!(delivered, numeric(1..=11));
+    assert_eq!(connections, 4);
+}
+
+#[tokio::test]
+async fn drop_after_counts_live_frames_too() {
+    let server = start().await;
+    let addr = server.local_addr();
+    let mut sse = Sse::connect(addr, "droplive", "from=now&dropAfter=2").await;
+    sse.ready().await;
+    for i in 0..3 {
+        append(addr, "droplive", "token", &i.to_string()).await;
+    }
+    assert_eq!(ids(&sse.rest().await), numeric(1..=2));
+}
+
+#[tokio::test]
+async fn dup_seam_sends_the_last_replayed_frames_again() {
+    let server = start().await;
+    let addr = server.local_addr();
+    for i in 1..=5 {
+        append(addr, "dup", "token", &i.to_string()).await;
+    }
+    let mut sse = Sse::connect(addr, "dup", "lastEventId=1&dupSeam=2").await;
+    sse.ready().await;
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(sse.frame().await);
+    }
+    assert_eq!(ids(&got), ["2", "3", "4", "5", "4", "5"]);
+    // Duplicates are byte-identical frames: only the id can tell them apart.
+    assert_eq!(got[2], got[4]);
+    append(addr, "dup", "token", "6").await;
+    assert_eq!(sse.frame().await.id.as_deref(), Some("6"));
+
+    // A client that drops ids at or below its cursor sees each entry once.
+    let unique: BTreeSet<String> = ids(&got).into_iter().collect();
+    assert_eq!(unique.len(), 4);
+
+    // K larger than the replay repeats the whole replay; nothing replayed, nothing repeated.
+    let mut all = Sse::connect(addr, "dup", "lastEventId=4&dupSeam=10").await;
+    all.ready().await;
+    let frames = [
+        all.frame().await,
+        all.frame().await,
+        all.frame().await,
+        all.frame().await,
+    ];
+    assert_eq!(ids(&frames), ["5", "6", "5", "6"]);
+    let mut none = Sse::connect(addr, "dup", "from=now&dupSeam=3").await;
+    none.ready().await;
+    none.expect_quiet(Duration::from_millis(150)).await;
+}
+
+#[tokio::test]
+async fn stall_after_goes_silent_but_keeps_the_connection_open() {
+    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+    let addr = server.local_addr();
+    for i in 1..=5 {
+        append(addr, "stall", "token", &i.to_string()).await;
+    }
+
+    let mut stalled = Sse::connect(addr, "stall", "stallAfter=2").await;
+    stalled.ready().await;
+    let first = [stalled.frame().await, stalled.frame().await];
+    assert_eq!(ids(&first), numeric(1..=2));
+    append(addr, "stall", "token", "6").await;
+    // Not even pings, although they are due every 50 ms.
+    assert_eq!(
+        stalled.next_within(Duration::from_millis(400)).await,
+        Next::Silent
+    );
+    assert_eq!(stats(addr, "stall").await["connections"], 1);
+
+    // The client's heartbeat timeout fires; it resumes from its cursor and makes progress.
+    let mut resumed = Sse::connect(addr, "stall", "stallAfter=2&lastEventId=2").await;
+    resumed.ready().await;
+    let next = [resumed.frame().await, resumed.frame().await];
+    assert_eq!(ids(&next), numeric(3..=4));
+    assert_eq!(
+        resumed.next_within(Duration::from_millis(200)).await,
+        Next::Silent
+    );
+
+    // The stalled connections end when their clients go away.
+    drop(stalled);
+    drop(resumed);
+    wait_for_stats(addr, "stall", |s| s["connections"] == 0).await;
+}
+
+#[tokio::test]
+async fn status_fails_only_the_first_fail_count_connections() {
+    let server = start().await;
+    let addr = server.local_addr();
+    append(addr, "st", "token", "x").await;
+
+    let target = "/streams/st/events?status=503&failCount=2";
+    for _ in 0..2 {
+        let failed = request(addr, "GET", target, &[], b"").await;
+        assert_eq!(failed.status, 503);
+        assert!(failed.text().contains("injected"));
+    }
+    let mut ok = Sse::connect(addr, "st", "status=503&failCount=2").await;
+    ok.ready().await;
+    assert_eq!(ok.frame().await.id.as_deref(), Some("1"));
+    // Failed answers are not SSE connections.
+    assert_eq!(stats(addr, "st").await["connectionsTotal"], 1);
+
+    for code in [500u16, 404, 401, 204, 429] {
+        let key = format!("code{code}");
+        let failed = request(
+            addr,
+            "GET",
+            &format!("/streams/{key}/events?status={code}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(failed.status, code);
+        // failCount defaults to 1.
+        let mut next = Sse::connect(addr, &key, &format!("status={code}")).await;
+        next.ready().await;
+    }
+
+    // The count is per key: another key fails again.
+    let other = request(addr, "GET", "/streams/st2/events?status=503", &[], b"").await;
+    assert_eq!(other.status, 503);
+    // failCount=0 never fails; reset clears the count.
+    let mut zero = Sse::connect(addr, "st3", "status=500&failCount=0").await;
+    zero.ready().await;
+    post(addr, "/streams/st2/reset").await;
+    let again = request(addr, "GET", "/streams/st2/events?status=503", &[], b"").await;
+    assert_eq!(again.status, 503);
+}
+
+#[tokio::test]
+async fn content_type_serves_a_non_sse_body_first() {
+    let server = start().await;
+    let addr = server.local_addr();
+    let wrong = request(
+        addr,
+        "GET",
+        "/streams/ct/events?contentType=text/html",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(wrong.status, 200);
+    assert_eq!(wrong.header("content-type"), Some("text/html"));
+    assert!(!wrong.text().contains("event:"));
+    let mut ok = Sse::connect(addr, "ct", "contentType=text/html").await;
+    ok.ready().await;
+}
+
+#[tokio::test]
+async fn garbage_sends_malformed_frames_that_never_carry_an_id() {
+    let server = start().await;
+    let addr = server.local_addr();
+    append(addr, "junk", "token", "a").await;
+    append(addr, "junk", "token", "b").await;
+
+    let mut sse = Sse::connect(addr, "junk", "garbage=1").await;
+    let ready = sse.ready().await;
+    assert_eq!(ready["tail"], "2");
+
+    let not_json = sse.frame().await;
+    assert_eq!(not_json.event, "ready");
+    assert!(serde_json::from_str::<serde_json::Value>(not_json.data.as_deref().unwrap()).is_err());
+    assert_eq!(not_json.id, None);
+
+    let no_id = sse.frame().await;
+    assert_eq!(no_id.event, "token");
+    assert_eq!(no_id.id.as_deref(), Some(""));
+    assert_eq!(no_id.data.as_deref(), Some("no-id"));
+
+    let oversized = sse.frame().await;
+    assert_eq!(oversized.id.as_deref(), Some(""));
+    assert!(oversized.data.as_deref().unwrap().len() >= 256 * 1024);
+
+    // Then the stream goes on normally.
+    let real = [sse.frame().await, sse.frame().await];
+    assert_eq!(ids(&real), numeric(1..=2));
+    append(addr, "junk", "token", "c").await;
+    assert_eq!(sse.frame().await.id.as_deref(), Some("3"));
+}
+
+#[tokio::test]
+async fn knobs_parse_strictly_and_unknown_parameters_are_ignored() {
+    let server = start().await;
+    let addr = server.local_addr();
+    for (knob, value) in [
+        ("dropAfter", "0"),
+        ("dropAfter", "many"),
+        ("stallAfter", "-3"),
+        ("dupSeam", "1e3"),
+        ("joinDelayMs", "soon"),
+        ("readyEarly", "yes"),
+        ("status", "418"),
+        ("failCount", "x"),
+        ("garbage", "2"),
+        ("contentType", ""),
+    ] {
+        let response = request(
+            addr,
+            "GET",
+            &format!("/streams/kn/events?{knob}={value}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(response.status, 400, "{knob}={value}");
+        assert!(response.text().contains(knob), "{}", response.text());
+    }
+    let mut sse = Sse::connect(addr, "kn", "cb=123&cursorParam=x&foo=bar").await;
+    sse.ready().await;
+}
