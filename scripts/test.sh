@@ -30,5 +30,5 @@ tier "core purity" core_is_pure
 tier "clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 tier "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
 tier "tests (native)" cargo test --workspace --quiet
-tier "build (wasm32 release)" cargo build --target wasm32-unknown-unknown --release --lib --quiet
-tier "wasm-bindgen-test (headless Chromium)" cargo test --target wasm32-unknown-unknown --test web_smoke
+tier "build (npm package)" npm run --silent build
+tier "wasm-bindgen-test (headless Chromium)" bash scripts/wasm-test.sh

@@ -9,6 +9,21 @@
 #![deny(missing_docs)]
 
 pub mod core;
+mod error;
+mod options;
+
+pub use error::Error;
+pub use options::{Options, OptionsError, PersistCursor};
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(target_arch = "wasm32")]
+mod relay;
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use relay::{RelayStream, Subscription};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

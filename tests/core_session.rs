@@ -185,7 +185,7 @@ fn from_now_queries_from_now_until_the_first_ready() {
 }
 
 #[test]
-fn from_now_without_tail_does_not_let_the_browser_retry_from_now() {
+fn from_now_is_not_asked_again_after_the_first_ready() {
     let config = SessionConfig {
         from: StartFrom::Now,
         ..quick_config()
@@ -193,28 +193,36 @@ fn from_now_without_tail_does_not_let_the_browser_retry_from_now() {
     let mut sim = Sim::new(config, numeric()); // empty journal: ready.tail is null
     assert_eq!(sim.session.state(), State::Live);
     assert_eq!(sim.session.cursor(), None);
+    sim.append("token"); // appended during the gap below must not be skipped
     sim.transport_retry();
-    // The session abandoned the from=now URL and reopened without it.
     sim.settle();
     assert_eq!(sim.opens.len(), 2);
-    assert!(sim.conn.as_ref().unwrap().query.is_empty());
+    assert_eq!(sim.delivered_ids(), ["1"]);
 }
 
 #[test]
-fn transport_retry_is_not_a_failure() {
+fn transport_retry_is_a_reconnect_not_a_failure() {
     let mut sim = Sim::new(quick_config(), numeric());
     sim.append("token");
     sim.transport_retry();
-    assert_eq!(sim.opens.len(), 1, "the browser reconnected by itself");
-    assert!(sim
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::Reconnecting { delay: None, .. })));
-    assert!(sim
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::StateChanged(State::Reconnecting))));
-    assert_eq!(sim.session.state(), State::Live);
+    let cause = sim.events.iter().find_map(|e| match e {
+        Event::Reconnecting { cause, delay, .. } => Some((*cause, *delay)),
+        _ => None,
+    });
+    let (cause, delay) = cause.expect("a reconnect was scheduled");
+    assert_eq!(cause, sse_relay::core::Interruption::TransportRetrying);
+    assert!(
+        delay <= BackoffPolicy::default().base,
+        "the first retry is quick: {delay:?}"
+    );
+    assert_eq!(sim.session.state(), State::Reconnecting);
+    sim.settle();
+    assert_eq!(
+        sim.opens.len(),
+        2,
+        "the session reconnected itself from its cursor"
+    );
+    assert_eq!(sim.failures, 0);
     sim.append("token");
     assert_eq!(sim.delivered_ids(), ["1", "2"]);
 }
@@ -455,9 +463,7 @@ fn backoff_grows_on_failures_and_resets_after_ready() {
     for _ in 0..6 {
         sim.drop_connection();
         if let Some(Event::Reconnecting {
-            attempt,
-            delay: Some(d),
-            ..
+            attempt, delay: d, ..
         }) = sim.events.last().cloned()
         {
             assert!(d <= policy.ceiling(attempt - 1), "attempt {attempt}: {d:?}");
@@ -479,7 +485,7 @@ fn backoff_grows_on_failures_and_resets_after_ready() {
     match last_reconnect {
         Some(Event::Reconnecting {
             attempt: 1,
-            delay: Some(d),
+            delay: d,
             ..
         }) => assert!(*d <= policy.base),
         other => panic!("expected a first attempt after ready, got {other:?}"),
@@ -558,4 +564,74 @@ fn close_stops_everything() {
     sim.session.close(); // idempotent
     sim.pump();
     assert_eq!(sim.closes.len(), 1);
+}
+
+#[test]
+fn contiguous_ids_turn_a_lost_window_into_a_replay() {
+    let config = SessionConfig {
+        contiguous_ids: true,
+        from: StartFrom::Now,
+        ..quick_config()
+    };
+    let mut sim = Sim::new(config, numeric());
+    sim.append("token");
+    // A server that sent `ready` before joining: these two never reach this connection.
+    sim.deaf = true;
+    sim.append("token");
+    sim.append("token");
+    sim.deaf = false;
+    sim.append("token");
+    sim.settle();
+    assert_eq!(
+        sim.delivered_ids(),
+        ["1", "2", "3", "4"],
+        "the replay from the cursor filled the hole"
+    );
+    assert_eq!(sim.session.stats().gaps, 0);
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        Event::Reconnecting {
+            cause: sse_relay::core::Interruption::Gap,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_hole_the_journal_cannot_fill_is_reported_once_and_passed() {
+    let config = SessionConfig {
+        contiguous_ids: true,
+        ..quick_config()
+    };
+    let mut sim = Sim::new(config, IdStyle::Numeric { step: 2 }); // ids 1, 3, 5: holes everywhere
+    for _ in 0..3 {
+        sim.append("token");
+        sim.settle();
+    }
+    assert_eq!(sim.delivered_ids(), ["1", "3", "5"]);
+    assert_eq!(sim.session.stats().gaps, 2);
+    let gaps: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Gap { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        gaps[0],
+        Event::Gap {
+            after: "1".into(),
+            next: "3".into()
+        }
+    );
+}
+
+#[test]
+fn without_contiguous_ids_holes_are_not_gaps() {
+    let mut sim = Sim::new(quick_config(), IdStyle::Numeric { step: 2 });
+    for _ in 0..3 {
+        sim.append("token");
+    }
+    assert_eq!(sim.delivered_ids(), ["1", "3", "5"]);
+    assert_eq!(sim.opens.len(), 1);
+    assert_eq!(sim.session.stats().gaps, 0);
 }

@@ -20,7 +20,7 @@ pub use dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
 pub use frame::{EventNames, Frame, RawEvent, ReadyError, ReadyInfo};
 pub use json::JsonError;
 pub use session::{
-    Command, ConfigError, ConnectionId, Cursor, Disconnect, Error, Event, Malformed, MalformedKind,
-    OpenRequest, Session, SessionConfig, StartFrom, State, Stats,
+    Command, ConfigError, ConnectionId, Cursor, Disconnect, Error, Event, Interruption, Malformed,
+    MalformedKind, OpenRequest, Session, SessionConfig, StartFrom, State, Stats,
 };
 pub use time::Timestamp;

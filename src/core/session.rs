@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::backoff::{Backoff, BackoffPolicy};
-use super::cursor::{CursorError, CursorOrder};
+use super::cursor::{CursorError, CursorOrder, ResolvedOrder};
 use super::dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
 use super::frame::{EventNames, Frame, FrameKind, RawEvent, ReadyError, ReadyInfo};
 use super::time::Timestamp;
@@ -47,6 +47,10 @@ pub struct SessionConfig {
     pub cursor_order: CursorOrder,
     /// How many opaque ids the dedup window remembers.
     pub dedup_window: usize,
+    /// Numeric ids are consecutive (1, 2, 3, ...): a hole after the cursor means frames went
+    /// missing (a server that sent `ready` before joining), so the session reconnects from its
+    /// cursor to have the journal fill it, and reports a gap if the journal cannot.
+    pub contiguous_ids: bool,
     /// How long to wait for `ready`: on first open the stream then fails closed; on a
     /// reconnect the connection is abandoned and retried.
     pub ready_timeout: Duration,
@@ -71,6 +75,7 @@ impl Default for SessionConfig {
             resume: None,
             cursor_order: CursorOrder::Auto,
             dedup_window: DEFAULT_DEDUP_WINDOW,
+            contiguous_ids: false,
             ready_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(45),
             backoff: BackoffPolicy::default(),
@@ -255,7 +260,7 @@ pub enum Disconnect {
 pub enum Interruption {
     /// The transport stopped.
     Closed(Disconnect),
-    /// The transport lost the connection and is retrying by itself (`Last-Event-ID` header).
+    /// The transport lost the connection (and would have retried by itself).
     TransportRetrying,
     /// A live connection sent nothing, not even a ping, within the heartbeat timeout.
     Stalled,
@@ -263,6 +268,8 @@ pub enum Interruption {
     NoReady,
     /// The server's epoch changed while a cursor of the old one was in use.
     EpochChanged,
+    /// Consecutive ids skipped some: the journal is asked to replay them.
+    Gap,
 }
 
 impl fmt::Display for Interruption {
@@ -270,10 +277,11 @@ impl fmt::Display for Interruption {
         f.write_str(match self {
             Interruption::Closed(Disconnect::Ended) => "the response ended",
             Interruption::Closed(Disconnect::Failed) => "the connection failed",
-            Interruption::TransportRetrying => "the transport is retrying",
+            Interruption::TransportRetrying => "the connection was lost",
             Interruption::Stalled => "no frame or ping within the heartbeat timeout",
             Interruption::NoReady => "no ready frame within the ready timeout",
             Interruption::EpochChanged => "the journal epoch changed",
+            Interruption::Gap => "ids are missing after the cursor",
         })
     }
 }
@@ -366,10 +374,18 @@ pub enum Event {
     Reconnecting {
         /// Attempts since the last `ready` (1 for the first).
         attempt: u32,
-        /// The delay before the session's own reconnect; `None` when the transport retries by itself.
-        delay: Option<Duration>,
+        /// The delay before the session reconnects.
+        delay: Duration,
         /// What happened.
         cause: Interruption,
+    },
+    /// Consecutive ids skipped some that a fresh replay from the cursor did not supply either
+    /// (only with `contiguous_ids`); the stream goes on from `next`. Counted in [`Stats::gaps`].
+    Gap {
+        /// The last id delivered before the hole.
+        after: String,
+        /// The first id after the hole.
+        next: String,
     },
     /// An input was malformed and was not delivered; counted in [`Stats::malformed`].
     Malformed(Malformed),
@@ -388,6 +404,8 @@ pub struct Stats {
     pub reconnects: u64,
     /// Epoch changes.
     pub resets: u64,
+    /// Holes in consecutive ids that the journal could not fill (`contiguous_ids` only).
+    pub gaps: u64,
     /// Malformed inputs.
     pub malformed: u64,
     /// Live connections abandoned by the heartbeat watchdog.
@@ -427,7 +445,7 @@ enum Link {
 /// 2. Whenever the shell learns something, it calls the matching input with the current time:
 ///    [`handle_connected`](Session::handle_connected) (the response started; not a join),
 ///    [`handle_frame`](Session::handle_frame) (one event),
-///    [`handle_error`](Session::handle_error) (the transport lost the connection and retries by itself),
+///    [`handle_error`](Session::handle_error) (the transport lost the connection and would retry),
 ///    [`handle_closed`](Session::handle_closed) (the transport stopped for good),
 ///    [`handle_timeout`](Session::handle_timeout) (the deadline from `poll_timeout` passed), or
 ///    [`close`](Session::close) (the application is done).
@@ -445,6 +463,9 @@ pub struct Session {
     epoch_param: String,
     ready_timeout: Duration,
     heartbeat_timeout: Duration,
+    contiguous_ids: bool,
+    /// The last hole seen (cursor, next id): seen again after a replay, it is a real gap.
+    last_hole: Option<(u64, u64)>,
     dedup: DedupWindow,
     backoff: Backoff,
     /// The last delivered id (or the `from=now` tail), in `epoch`.
@@ -483,6 +504,8 @@ impl Session {
             epoch_param: config.epoch_param,
             ready_timeout: config.ready_timeout,
             heartbeat_timeout: config.heartbeat_timeout,
+            contiguous_ids: config.contiguous_ids,
+            last_hole: None,
             dedup,
             backoff: Backoff::new(config.backoff, config.seed),
             cursor,
@@ -522,39 +545,20 @@ impl Session {
                 Err(e) => self.malformed(MalformedKind::BadReady(e), raw),
             },
             _ if !ready => self.malformed(MalformedKind::BeforeReady, raw),
-            kind => self.on_journaled(kind, raw),
+            kind => self.on_journaled(kind, raw, now),
         }
         self.report_state();
     }
 
     /// The transport lost `connection` and is retrying by itself (a native `EventSource` in
-    /// `CONNECTING`): not a failure. The browser's retry carries `Last-Event-ID`, so the session
-    /// lets it run, unless its URL would now ask for the wrong thing, and waits for a new `ready`.
+    /// `CONNECTING`). That is not a failure and nothing is reported as an error; but the session
+    /// runs the reconnect itself: the browser's retry waits a fixed delay without jitter, and the
+    /// URL it retries cannot carry the current epoch or drop a stale `from=now`.
     pub fn handle_error(&mut self, connection: ConnectionId, now: Timestamp) {
-        let has_cursor = self.cursor.is_some();
-        let ready_deadline = now.saturating_add(self.ready_timeout);
-        let Some(c) = self.active_mut(connection) else {
-            return;
-        };
-        if !c.ready {
-            return; // still joining; the ready deadline stands
-        }
-        // A `from=now` URL without a cursor would skip what was appended during the gap.
-        if c.from_now && !has_cursor {
+        if self.active_mut(connection).is_some() {
             self.abandon(Interruption::TransportRetrying, now, None);
-        } else {
-            c.ready = false;
-            c.asked_with_cursor |= has_cursor;
-            c.ready_deadline = ready_deadline;
-            self.stats.reconnects += 1;
-            let attempt = self.backoff.attempt() + 1;
-            self.events.push_back(Event::Reconnecting {
-                attempt,
-                delay: None,
-                cause: Interruption::TransportRetrying,
-            });
+            self.report_state();
         }
-        self.report_state();
     }
 
     /// The transport stopped `connection` for good; the session reconnects after a backoff delay.
@@ -704,7 +708,7 @@ impl Session {
         };
         self.events.push_back(Event::Reconnecting {
             attempt,
-            delay: Some(delay),
+            delay,
             cause,
         });
     }
@@ -727,6 +731,7 @@ impl Session {
         if let Some(previous) = self.epoch.take_if(|e| *e != info.epoch) {
             self.stats.resets += 1;
             self.dedup.clear();
+            self.last_hole = None;
             self.cursor = None;
             self.from_now_pending = false;
             self.epoch = Some(info.epoch.clone());
@@ -769,11 +774,36 @@ impl Session {
         self.events.push_back(Event::Ready(info));
     }
 
-    fn on_journaled(&mut self, kind: FrameKind, raw: RawEvent<'_>) {
+    /// For consecutive numeric ids: the hole between the cursor and `id`, if there is one.
+    fn hole_before(&self, id: &str) -> Option<(u64, u64)> {
+        if !self.contiguous_ids || self.dedup.order() != Some(ResolvedOrder::Numeric) {
+            return None;
+        }
+        let cursor: u64 = self.cursor.as_deref()?.parse().ok()?;
+        let next: u64 = id.parse().ok()?;
+        (next > cursor.saturating_add(1)).then_some((cursor, next))
+    }
+
+    fn on_journaled(&mut self, kind: FrameKind, raw: RawEvent<'_>, now: Timestamp) {
         let Some(id) = raw.id.filter(|id| !id.is_empty()) else {
             self.malformed(MalformedKind::MissingId, raw);
             return;
         };
+        if let Some(hole) = self.hole_before(id) {
+            if self.last_hole != Some(hole) {
+                // First sight: the journal may still have the missing entries; resume from the
+                // cursor so the replay fills the hole.
+                self.last_hole = Some(hole);
+                self.abandon(Interruption::Gap, now, None);
+                return;
+            }
+            // The replay from the cursor skipped the same ids: the journal does not have them.
+            self.stats.gaps += 1;
+            self.events.push_back(Event::Gap {
+                after: hole.0.to_string(),
+                next: hole.1.to_string(),
+            });
+        }
         match self.dedup.admit(id) {
             Err(e) => self.malformed(MalformedKind::BadId(e), raw),
             Ok(Verdict::Duplicate) => self.stats.duplicates += 1,

@@ -41,8 +41,6 @@ pub struct SimConn {
     pub id: ConnectionId,
     /// Index of the next journal entry this connection would get live.
     pub live_from: usize,
-    /// Last id sent on the connection (what a browser would put in `Last-Event-ID`).
-    pub last_sent: Option<String>,
     /// The query the session opened it with.
     pub query: Vec<(String, String)>,
 }
@@ -67,6 +65,8 @@ pub struct Sim {
     pub answering: bool,
     /// Index in `delivered` where the current epoch began (ids restart at a reset).
     pub epoch_start: usize,
+    /// While set, appends are journaled but not sent live (a subscriber that joined late).
+    pub deaf: bool,
 }
 
 impl Sim {
@@ -98,6 +98,7 @@ impl Sim {
             dup_seam: 0,
             answering,
             epoch_start: 0,
+            deaf: false,
         };
         sim.pump();
         sim
@@ -123,7 +124,6 @@ impl Sim {
                         self.conn = Some(SimConn {
                             id: request.connection,
                             live_from: self.journal.len(),
-                            last_sent: None,
                             query: request.query.clone(),
                         });
                         if self.answering {
@@ -236,7 +236,6 @@ impl Sim {
             return;
         };
         let f = self.journal[i].clone();
-        conn.last_sent = Some(f.id.clone());
         let id = conn.id;
         self.session.handle_frame(
             id,
@@ -257,7 +256,11 @@ impl Sim {
             event: event.into(),
             data: format!("payload {}", self.journal.len()),
         });
-        if self.answering {
+        if self.deaf {
+            if let Some(c) = self.conn.as_mut() {
+                c.live_from = self.journal.len();
+            }
+        } else if self.answering {
             if let Some(c) = &self.conn {
                 if c.live_from < self.journal.len() {
                     let from = c.live_from;
@@ -282,19 +285,13 @@ impl Sim {
         }
     }
 
-    /// The transport loses the connection and retries by itself with `Last-Event-ID`.
+    /// The transport loses the connection (a native EventSource would retry by itself).
     pub fn transport_retry(&mut self) {
-        let Some(c) = self.conn.as_ref() else { return };
-        let (id, last) = (c.id, c.last_sent.clone());
+        let Some(id) = self.conn.as_ref().map(|c| c.id) else {
+            return;
+        };
         self.session.handle_error(id, self.ts());
         self.pump();
-        if self.conn.as_ref().is_some_and(|c| c.id == id) && self.answering {
-            let start = match last {
-                Some(l) => self.index_after(&l),
-                None => self.conn.as_ref().map_or(0, |c| c.live_from),
-            };
-            self.ready_and_replay(start);
-        }
     }
 
     /// Advances the clock by `ms` and fires the session's timer if it is due.

@@ -1,0 +1,66 @@
+//! Errors of the browser API (JavaScript and Rust).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::options::OptionsError;
+
+/// Why opening or reading a stream failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option cannot work; nothing was opened.
+    Options(OptionsError),
+    /// The server did not confirm its join (`ready`) in time: do not dispatch work.
+    ReadyTimeout {
+        /// How long the stream waited.
+        waited: Duration,
+    },
+    /// The `AbortSignal` aborted the stream.
+    Aborted,
+    /// The browser refused to create the connection (a malformed URL, a blocked scheme).
+    Connect(String),
+}
+
+impl Error {
+    /// The stable JavaScript `name` of this error.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::Options(_) => "RelayOptionsError",
+            Error::ReadyTimeout { .. } => "RelayTimeoutError",
+            Error::Aborted => "AbortError",
+            Error::Connect(_) => "RelayConnectError",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Options(e) => write!(f, "{e}"),
+            Error::ReadyTimeout { waited } => write!(
+                f,
+                "the server sent no ready frame within {} ms: it has not joined the stream, so nothing may be dispatched",
+                waited.as_millis()
+            ),
+            Error::Aborted => f.write_str("the stream was aborted"),
+            Error::Connect(reason) => write!(f, "the browser refused the connection: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<OptionsError> for Error {
+    fn from(e: OptionsError) -> Self {
+        Error::Options(e)
+    }
+}
+
+impl From<crate::core::Error> for Error {
+    fn from(e: crate::core::Error) -> Self {
+        match e {
+            crate::core::Error::ReadyTimeout { waited } => Error::ReadyTimeout { waited },
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Options of `RelayStream::open`, shared by the JavaScript and Rust APIs.
+//!
+//! JavaScript passes a camelCase object; serde maps it onto [`Options`], rejecting unknown
+//! options, and every error names the option it is about.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::core::{
+    BackoffPolicy, ConfigError, Cursor, CursorOrder, EventNames, SessionConfig, StartFrom,
+};
+
+/// Where `persistCursor` keeps the cursor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PersistCursor {
+    /// Nowhere: a new page starts as configured by `from`.
+    #[default]
+    None,
+    /// `sessionStorage`: a reload of the tab resumes after the last frame the page consumed.
+    Session,
+}
+
+/// How to open a stream. Every field has the documented default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Options {
+    /// Stream key (storage, cross-tab); default: the absolute stream URL.
+    pub key: Option<String>,
+    /// Journaled event types to deliver (`ready`, `done` and `ping` are always listened to).
+    pub events: Vec<String>,
+    /// Where to start without a cursor.
+    #[serde(deserialize_with = "start_from")]
+    pub from: StartFrom,
+    /// Name of the join confirmation event.
+    pub ready_event: String,
+    /// Name of the terminal event.
+    pub done_event: String,
+    /// Name of the heartbeat event.
+    pub ping_event: String,
+    /// Query parameter carrying the cursor.
+    pub cursor_param: String,
+    /// Query parameter carrying the cursor's epoch.
+    pub epoch_param: String,
+    /// How ids compare.
+    #[serde(deserialize_with = "cursor_order")]
+    pub cursor_order: CursorOrder,
+    /// Numeric ids are consecutive; holes are refilled from the journal or reported as gaps.
+    pub contiguous_ids: bool,
+    /// Opaque ids remembered for dedup.
+    pub dedup_window: u32,
+    /// Wait for `ready` this long (first open: then fail; later: retry).
+    pub ready_timeout_ms: u32,
+    /// Replace a live connection silent for this long.
+    pub heartbeat_timeout_ms: u32,
+    /// First reconnect delay ceiling.
+    pub backoff_base_ms: u32,
+    /// Largest reconnect delay ceiling.
+    pub backoff_max_ms: u32,
+    /// Keep the cursor across reloads.
+    #[serde(deserialize_with = "persist_cursor")]
+    pub persist_cursor: PersistCursor,
+    /// Send cookies cross-origin (`EventSource` `withCredentials`).
+    pub with_credentials: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let session = SessionConfig::default();
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        Options {
+            key: None,
+            events: vec!["message".to_owned()],
+            from: StartFrom::Start,
+            ready_event: session.names.ready,
+            done_event: session.names.done,
+            ping_event: session.names.ping,
+            cursor_param: session.cursor_param,
+            epoch_param: session.epoch_param,
+            cursor_order: CursorOrder::Auto,
+            contiguous_ids: false,
+            dedup_window: u32::try_from(session.dedup_window).unwrap_or(u32::MAX),
+            ready_timeout_ms: ms(session.ready_timeout),
+            heartbeat_timeout_ms: ms(session.heartbeat_timeout),
+            backoff_base_ms: ms(session.backoff.base),
+            backoff_max_ms: ms(session.backoff.cap),
+            persist_cursor: PersistCursor::None,
+            with_credentials: false,
+        }
+    }
+}
+
+/// An option that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionsError {
+    /// The option's name as JavaScript spells it (empty when the options object itself is wrong).
+    pub option: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.option.is_empty() {
+            write!(f, "invalid options: {}", self.reason)
+        } else {
+            write!(f, "option `{}`: {}", self.option, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
+impl From<ConfigError> for OptionsError {
+    fn from(e: ConfigError) -> Self {
+        let ConfigError::Invalid { option, reason } = e;
+        OptionsError {
+            option: option.to_owned(),
+            reason,
+        }
+    }
+}
+
+fn bad(option: &str, reason: impl Into<String>) -> OptionsError {
+    OptionsError {
+        option: option.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Options {
+    /// Every option name JavaScript may pass (`signal` is taken aside before deserializing).
+    /// A deserializer that reads only the fields it knows (serde-wasm-bindgen) cannot see an
+    /// unknown key, so the bindings check keys against this list; a test keeps it in sync.
+    pub const NAMES: &'static [&'static str] = &[
+        "key",
+        "events",
+        "from",
+        "readyEvent",
+        "doneEvent",
+        "pingEvent",
+        "cursorParam",
+        "epochParam",
+        "cursorOrder",
+        "contiguousIds",
+        "dedupWindow",
+        "readyTimeoutMs",
+        "heartbeatTimeoutMs",
+        "backoffBaseMs",
+        "backoffMaxMs",
+        "persistCursor",
+        "withCredentials",
+    ];
+
+    /// Rejects a key that is not an option, suggesting the closest one.
+    pub fn check_name(name: &str) -> Result<(), OptionsError> {
+        if Options::NAMES.contains(&name) {
+            return Ok(());
+        }
+        let lower = name.to_ascii_lowercase();
+        let hint = Options::NAMES
+            .iter()
+            .find(|known| {
+                known.to_ascii_lowercase() == lower
+                    || lower.starts_with(&known.to_ascii_lowercase()[..known.len().min(5)])
+            })
+            .map(|known| format!("; did you mean `{known}`?"))
+            .unwrap_or_default();
+        Err(bad(name, format!("is not an option{hint}")))
+    }
+
+    /// The event types an `EventSource` must listen to: the configured ones plus the protocol's.
+    pub fn listened_events(&self) -> Vec<String> {
+        let mut all = self.events.clone();
+        for name in [&self.ready_event, &self.done_event, &self.ping_event] {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+        all
+    }
+
+    /// Checks everything and builds the core's configuration. `resume` is a stored cursor;
+    /// `seed` feeds the reconnect jitter.
+    pub fn session_config(
+        &self,
+        resume: Option<Cursor>,
+        seed: u64,
+    ) -> Result<SessionConfig, OptionsError> {
+        if self.events.is_empty() {
+            return Err(bad("events", "must name at least one event type"));
+        }
+        for event in &self.events {
+            if event.is_empty() || event.contains(['\r', '\n']) {
+                return Err(bad("events", format!("{event:?} is not an event type")));
+            }
+            if [&self.ready_event, &self.ping_event].contains(&event) {
+                return Err(bad(
+                    "events",
+                    format!("{event:?} is a protocol event, not a journaled one"),
+                ));
+            }
+        }
+        if self.key.as_deref() == Some("") {
+            return Err(bad("key", "must not be empty"));
+        }
+        let config = SessionConfig {
+            from: self.from,
+            resume,
+            cursor_order: self.cursor_order,
+            dedup_window: self.dedup_window as usize,
+            contiguous_ids: self.contiguous_ids,
+            ready_timeout: Duration::from_millis(self.ready_timeout_ms.into()),
+            heartbeat_timeout: Duration::from_millis(self.heartbeat_timeout_ms.into()),
+            backoff: BackoffPolicy {
+                base: Duration::from_millis(self.backoff_base_ms.into()),
+                cap: Duration::from_millis(self.backoff_max_ms.into()),
+            },
+            names: EventNames {
+                ready: self.ready_event.clone(),
+                done: self.done_event.clone(),
+                ping: self.ping_event.clone(),
+            },
+            cursor_param: self.cursor_param.clone(),
+            epoch_param: self.epoch_param.clone(),
+            seed,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn one_of<'de, D: Deserializer<'de>, T>(d: D, choices: &[(&str, T)]) -> Result<T, D::Error>
+where
+    T: Copy,
+{
+    let text = String::deserialize(d)?;
+    choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+            serde::de::Error::custom(format!(
+                "expected one of {}, got {text:?}",
+                names.join(", ")
+            ))
+        })
+}
+
+fn start_from<'de, D: Deserializer<'de>>(d: D) -> Result<StartFrom, D::Error> {
+    one_of(d, &[("start", StartFrom::Start), ("now", StartFrom::Now)])
+}
+
+fn cursor_order<'de, D: Deserializer<'de>>(d: D) -> Result<CursorOrder, D::Error> {
+    one_of(
+        d,
+        &[
+            ("auto", CursorOrder::Auto),
+            ("numeric", CursorOrder::Numeric),
+            ("redis", CursorOrder::Redis),
+            ("opaque", CursorOrder::Opaque),
+        ],
+    )
+}
+
+fn persist_cursor<'de, D: Deserializer<'de>>(d: D) -> Result<PersistCursor, D::Error> {
+    one_of(
+        d,
+        &[
+            ("none", PersistCursor::None),
+            ("session", PersistCursor::Session),
+        ],
+    )
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Options, String> {
+        serde_json::from_str::<Options>(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_match_the_core() {
+        let options = parse("{}").unwrap();
+        let config = options.session_config(None, 1).unwrap();
+        let default = SessionConfig::default();
+        assert_eq!(config.ready_timeout, default.ready_timeout);
+        assert_eq!(config.heartbeat_timeout, default.heartbeat_timeout);
+        assert_eq!(config.backoff, default.backoff);
+        assert_eq!(config.dedup_window, default.dedup_window);
+        assert_eq!(
+            options.listened_events(),
+            ["message", "ready", "done", "ping"]
+        );
+    }
+
+    #[test]
+    fn reads_camel_case() {
+        let options = parse(
+            r#"{"key":"k","events":["token"],"from":"now","cursorOrder":"redis","contiguousIds":true,
+                "dedupWindow":16,"readyTimeoutMs":500,"heartbeatTimeoutMs":900,"backoffBaseMs":10,
+                "backoffMaxMs":20,"persistCursor":"session","withCredentials":true,"cursorParam":"c"}"#,
+        )
+        .unwrap();
+        assert_eq!(options.from, StartFrom::Now);
+        assert_eq!(options.cursor_order, CursorOrder::Redis);
+        assert_eq!(options.persist_cursor, PersistCursor::Session);
+        let config = options.session_config(None, 0).unwrap();
+        assert!(config.contiguous_ids);
+        assert_eq!(config.cursor_param, "c");
+        assert_eq!(config.ready_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_list_of_names_is_serdes_list() {
+        // serde_json's unknown-field error lists every field serde knows.
+        let message = parse(r#"{"__unknown":1}"#).unwrap_err();
+        let listed = message.split("expected one of ").nth(1).unwrap();
+        let serde_names: Vec<&str> = listed
+            .split(", ")
+            .map(|n| {
+                n.trim_matches(|c| c == '`' || c == ' ')
+                    .split('`')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(serde_names, Options::NAMES);
+        assert!(Options::check_name("dedupWindow").is_ok());
+        let err = Options::check_name("dedupwindow").unwrap_err();
+        assert_eq!(err.option, "dedupwindow");
+        assert!(err.reason.contains("did you mean `dedupWindow`"), "{err}");
+        assert!(Options::check_name("shareAcrossTabs").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        assert!(parse(r#"{"from":"later"}"#)
+            .unwrap_err()
+            .contains("expected one of \"start\", \"now\""));
+        assert!(parse(r#"{"dedupWindo":1}"#)
+            .unwrap_err()
+            .contains("unknown field `dedupWindo`"));
+        let cases = [
+            (r#"{"events":[]}"#, "events"),
+            (r#"{"events":["ready"]}"#, "events"),
+            (r#"{"key":""}"#, "key"),
+            (r#"{"dedupWindow":0}"#, "dedupWindow"),
+            (r#"{"readyTimeoutMs":0}"#, "readyTimeoutMs"),
+            (r#"{"backoffBaseMs":100,"backoffMaxMs":10}"#, "backoffMaxMs"),
+            (r#"{"cursorParam":"epoch"}"#, "epochParam"),
+        ];
+        for (json, option) in cases {
+            let err = parse(json).unwrap().session_config(None, 0).unwrap_err();
+            assert_eq!(err.option, option, "{json}");
+            assert!(err.to_string().starts_with(&format!("option `{option}`")));
+        }
+    }
+}

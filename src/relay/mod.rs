@@ -1,0 +1,125 @@
+//! The browser stream for Rust front ends (Leptos, Yew, Dioxus): the same semantics as the
+//! JavaScript `RelayStream`, as a [`futures::Stream`] of frames.
+
+mod shell;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use crate::core::{Cursor, Event, Frame, State, Stats};
+use crate::error::Error;
+use crate::options::Options;
+pub(crate) use shell::Handle;
+
+/// One journaled stream: every frame exactly once, in order, across reconnects.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sse_relay::Error> {
+/// use futures::StreamExt;
+/// use sse_relay::{Options, RelayStream};
+///
+/// let options = Options { events: vec!["token".into()], ..Options::default() };
+/// let mut stream = RelayStream::open("/streams/chat/events", options).await?;
+/// // The server has joined: dispatching the job now cannot lose its first frames.
+/// while let Some(frame) = stream.next().await {
+///     let frame = frame?;
+///     if frame.event == "done" { break; }
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// Dropping the stream closes it.
+pub struct RelayStream {
+    handle: Handle,
+}
+
+/// A listener registration; dropping it removes the listener.
+#[must_use = "dropping the subscription removes the listener"]
+pub struct Subscription {
+    handle: Handle,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.handle.unlisten(self.id);
+    }
+}
+
+impl RelayStream {
+    /// Opens `url` and resolves once the server's `ready` frame confirms its join.
+    ///
+    /// Fails with [`Error::ReadyTimeout`] when no `ready` comes within `ready_timeout_ms` (the
+    /// application must not dispatch then), or [`Error::Options`] for an option that cannot work.
+    pub async fn open(url: &str, options: Options) -> Result<RelayStream, Error> {
+        RelayStream::open_with_signal(url, &options, None).await
+    }
+
+    /// [`RelayStream::open`] with an `AbortSignal` that closes the stream when it aborts.
+    pub async fn open_with_signal(
+        url: &str,
+        options: &Options,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> Result<RelayStream, Error> {
+        let stream = RelayStream {
+            handle: Handle::start(url, options, signal)?,
+        };
+        std::future::poll_fn(|cx| stream.handle.poll_opened(cx)).await?;
+        Ok(stream)
+    }
+
+    /// `connecting`, `live`, `reconnecting` or `closed`.
+    pub fn state(&self) -> State {
+        self.handle.state()
+    }
+
+    /// The last frame taken from the stream, with its epoch.
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.handle.cursor()
+    }
+
+    /// The journal epoch in force.
+    pub fn epoch(&self) -> Option<String> {
+        self.handle.epoch()
+    }
+
+    /// Counters: delivered, duplicates dropped, reconnects, resets, gaps, malformed inputs, stalls.
+    pub fn stats(&self) -> Stats {
+        self.handle.stats()
+    }
+
+    /// Calls `listener` with every non-frame event (ready, state changes, resets, reconnects,
+    /// gaps, malformed inputs, failures) until the subscription is dropped.
+    pub fn subscribe(&self, listener: impl Fn(&Event) + 'static) -> Subscription {
+        let id = self.handle.listen(std::rc::Rc::new(listener));
+        Subscription {
+            handle: self.handle.clone(),
+            id,
+        }
+    }
+
+    /// Closes the stream; the reader sees its end after the frames already queued.
+    pub fn close(&self) {
+        self.handle.close();
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Stream for RelayStream {
+    type Item = Result<Frame, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.handle.poll_frame(cx)
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
+}

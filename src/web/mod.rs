@@ -1,0 +1,14 @@
+//! Thin adapters over browser APIs, one module each. They own their closures, remove their
+//! listeners on drop, and make no protocol decisions: they report to the shell, which feeds the
+//! core's session.
+
+pub(crate) mod abort;
+pub(crate) mod clock;
+pub(crate) mod event_source;
+pub(crate) mod page_hide;
+pub(crate) mod storage;
+pub(crate) mod timer;
+pub(crate) mod url;
+
+#[cfg(test)]
+mod tests;
