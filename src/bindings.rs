@@ -7,9 +7,9 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{Event, Frame, MalformedKind, Stats};
+use crate::core::{CursorOrder, Event, Frame, MalformedKind, StartFrom, Stats};
 use crate::error::Error;
-use crate::options::{Options, OptionsError};
+use crate::options::{Options, OptionsError, PersistCursor};
 use crate::relay::{Handle, RelayStream};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -209,48 +209,124 @@ impl FrameIterator {
     }
 }
 
-/// Reads the options object: the `signal` is taken aside (it is not data), the rest goes
-/// through serde, which names the option in any error.
+/// Reads the options object field by field. `undefined` means the default; any other value of
+/// the wrong type, and any unknown key, is an error naming the option.
 fn read_options(value: &JsValue) -> Result<(Options, Option<web_sys::AbortSignal>), Error> {
-    let bad = |option: &str, reason: String| {
-        Error::Options(OptionsError {
-            option: option.to_owned(),
-            reason,
-        })
-    };
+    let mut options = Options::default();
     if value.is_undefined() || value.is_null() {
-        return Ok((Options::default(), None));
+        return Ok((options, None));
     }
     if !value.is_object() || value.is_function() || js_sys::Array::is_array(value) {
-        return Err(bad("", "options must be an object".into()));
+        return Err(bad("", "options must be an object"));
     }
-    let copy = Object::assign(&Object::new(), value.unchecked_ref());
-    let signal = Reflect::get(&copy, &"signal".into()).unwrap_or(JsValue::UNDEFINED);
-    let _ = Reflect::delete_property(&copy, &"signal".into());
-    let signal = if signal.is_undefined() || signal.is_null() {
-        None
-    } else {
-        Some(
-            signal
-                .dyn_into::<web_sys::AbortSignal>()
-                .map_err(|_| bad("signal", "must be an AbortSignal".into()))?,
-        )
-    };
-    for key in Object::keys(&copy).iter() {
-        Options::check_name(&key.as_string().unwrap_or_default())?;
+    let mut signal = None;
+    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        let name = key.as_string().unwrap_or_default();
+        let v = Reflect::get(value, &key).unwrap_or(JsValue::UNDEFINED);
+        if v.is_undefined() {
+            continue;
+        }
+        let n = name.as_str();
+        match n {
+            "signal" => {
+                signal = Some(
+                    v.dyn_into::<web_sys::AbortSignal>()
+                        .map_err(|_| bad(n, "must be an AbortSignal"))?,
+                )
+            }
+            "key" => options.key = Some(string(n, &v)?),
+            "events" => options.events = strings(n, &v)?,
+            "from" => {
+                options.from = choice(
+                    n,
+                    &v,
+                    &[("start", StartFrom::Start), ("now", StartFrom::Now)],
+                )?
+            }
+            "readyEvent" => options.ready_event = string(n, &v)?,
+            "doneEvent" => options.done_event = string(n, &v)?,
+            "pingEvent" => options.ping_event = string(n, &v)?,
+            "cursorParam" => options.cursor_param = string(n, &v)?,
+            "epochParam" => options.epoch_param = string(n, &v)?,
+            "cursorOrder" => {
+                let orders = [
+                    ("auto", CursorOrder::Auto),
+                    ("numeric", CursorOrder::Numeric),
+                    ("redis", CursorOrder::Redis),
+                    ("opaque", CursorOrder::Opaque),
+                ];
+                options.cursor_order = choice(n, &v, &orders)?;
+            }
+            "contiguousIds" => options.contiguous_ids = boolean(n, &v)?,
+            "dedupWindow" => options.dedup_window = whole(n, &v)?,
+            "readyTimeoutMs" => options.ready_timeout_ms = whole(n, &v)?,
+            "heartbeatTimeoutMs" => options.heartbeat_timeout_ms = whole(n, &v)?,
+            "backoffBaseMs" => options.backoff_base_ms = whole(n, &v)?,
+            "backoffMaxMs" => options.backoff_max_ms = whole(n, &v)?,
+            "persistCursor" => {
+                let modes = [
+                    ("none", PersistCursor::None),
+                    ("session", PersistCursor::Session),
+                ];
+                options.persist_cursor = choice(n, &v, &modes)?;
+            }
+            "withCredentials" => options.with_credentials = boolean(n, &v)?,
+            _ => Options::check_name(n)?,
+        }
     }
-    let deserializer = serde_wasm_bindgen::Deserializer::from(JsValue::from(copy));
-    let options: Options = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let option = e.path().to_string();
-        let option = if option == "." { String::new() } else { option };
-        // serde-wasm-bindgen's messages carry the JavaScript "Error: " prefix.
-        let reason = e.into_inner().to_string();
-        bad(
-            &option,
-            reason.strip_prefix("Error: ").unwrap_or(&reason).to_owned(),
-        )
-    })?;
     Ok((options, signal))
+}
+
+fn bad(option: &str, reason: &str) -> Error {
+    Error::Options(OptionsError {
+        option: option.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+fn string(option: &str, v: &JsValue) -> Result<String, Error> {
+    v.as_string().ok_or_else(|| bad(option, "must be a string"))
+}
+
+fn strings(option: &str, v: &JsValue) -> Result<Vec<String>, Error> {
+    if !js_sys::Array::is_array(v) {
+        return Err(bad(option, "must be an array of strings"));
+    }
+    let array: &js_sys::Array = v.unchecked_ref();
+    array
+        .iter()
+        .map(|item| {
+            item.as_string()
+                .ok_or_else(|| bad(option, "must be an array of strings"))
+        })
+        .collect()
+}
+
+fn boolean(option: &str, v: &JsValue) -> Result<bool, Error> {
+    v.as_bool()
+        .ok_or_else(|| bad(option, "must be true or false"))
+}
+
+fn whole(option: &str, v: &JsValue) -> Result<u32, Error> {
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => Ok(n as u32),
+        _ => Err(bad(option, "must be a whole number from 0 to 4294967295")),
+    }
+}
+
+fn choice<T: Copy>(option: &str, v: &JsValue, choices: &[(&str, T)]) -> Result<T, Error> {
+    let text = v.as_string();
+    choices
+        .iter()
+        .find(|(name, _)| text.as_deref() == Some(*name))
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<String> = choices
+                .iter()
+                .map(|(name, _)| format!("\"{name}\""))
+                .collect();
+            bad(option, &format!("must be one of {}", names.join(", ")))
+        })
 }
 
 fn object(fields: &[(&str, JsValue)]) -> JsValue {
@@ -383,5 +459,95 @@ fn report_listener_error(error: &JsValue) {
         if let Some(log) = method(&console, "error") {
             let _ = log.call2(&console, &"sse-relay: a listener threw".into(), error);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn options_from(json: &str) -> Result<Options, Error> {
+        read_options(&js_sys::JSON::parse(json).unwrap()).map(|(options, _)| options)
+    }
+
+    /// A valid value for every option, so each documented name is proven to be read.
+    const SAMPLES: &[(&str, &str)] = &[
+        ("key", "\"k\""),
+        ("events", "[\"token\"]"),
+        ("from", "\"now\""),
+        ("readyEvent", "\"joined\""),
+        ("doneEvent", "\"end\""),
+        ("pingEvent", "\"beat\""),
+        ("cursorParam", "\"c\""),
+        ("epochParam", "\"e\""),
+        ("cursorOrder", "\"redis\""),
+        ("contiguousIds", "true"),
+        ("dedupWindow", "16"),
+        ("readyTimeoutMs", "500"),
+        ("heartbeatTimeoutMs", "900"),
+        ("backoffBaseMs", "10"),
+        ("backoffMaxMs", "20"),
+        ("persistCursor", "\"session\""),
+        ("withCredentials", "true"),
+    ];
+
+    #[wasm_bindgen_test]
+    fn every_option_name_is_read() {
+        let names: Vec<&str> = SAMPLES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, Options::NAMES, "SAMPLES covers every option");
+        let json = format!(
+            "{{{}}}",
+            SAMPLES
+                .iter()
+                .map(|(n, v)| format!("\"{n}\":{v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let o = options_from(&json).unwrap();
+        assert_eq!(o.key.as_deref(), Some("k"));
+        assert_eq!(o.events, ["token"]);
+        assert_eq!(o.from, StartFrom::Now);
+        assert_eq!(
+            (
+                o.ready_event.as_str(),
+                o.done_event.as_str(),
+                o.ping_event.as_str()
+            ),
+            ("joined", "end", "beat")
+        );
+        assert_eq!(
+            (o.cursor_param.as_str(), o.epoch_param.as_str()),
+            ("c", "e")
+        );
+        assert_eq!(o.cursor_order, CursorOrder::Redis);
+        assert!(o.contiguous_ids && o.with_credentials);
+        assert_eq!(
+            (o.dedup_window, o.ready_timeout_ms, o.heartbeat_timeout_ms),
+            (16, 500, 900)
+        );
+        assert_eq!((o.backoff_base_ms, o.backoff_max_ms), (10, 20));
+        assert_eq!(o.persist_cursor, PersistCursor::Session);
+    }
+
+    #[wasm_bindgen_test]
+    fn wrong_values_name_their_option() {
+        for (json, option) in [
+            (r#"{"dedupWindow":1.5}"#, "dedupWindow"),
+            (r#"{"readyTimeoutMs":-1}"#, "readyTimeoutMs"),
+            (r#"{"from":"later"}"#, "from"),
+            (r#"{"events":"token"}"#, "events"),
+            (r#"{"events":["token",3]}"#, "events"),
+            (r#"{"contiguousIds":"yes"}"#, "contiguousIds"),
+            (r#"{"signal":{}}"#, "signal"),
+            (r#"{"shareAcrossTab":true}"#, "shareAcrossTab"),
+        ] {
+            match options_from(json) {
+                Err(Error::Options(e)) => assert_eq!(e.option, option, "{json}"),
+                other => panic!("{json}: expected an options error, got {other:?}"),
+            }
+        }
+        assert!(read_options(&JsValue::from_str("x")).is_err());
+        assert!(read_options(&JsValue::UNDEFINED).is_ok());
     }
 }

@@ -41,7 +41,7 @@ impl fmt::Display for Error {
             Error::ReadyTimeout { waited } => write!(
                 f,
                 "the server sent no ready frame within {} ms: it has not joined the stream, so nothing may be dispatched",
-                waited.as_millis()
+                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)
             ),
             Error::Aborted => f.write_str("the stream was aborted"),
             Error::Connect(reason) => write!(f, "the browser refused the connection: {reason}"),

@@ -303,7 +303,7 @@ impl fmt::Display for Error {
             Error::ReadyTimeout { waited } => write!(
                 f,
                 "no ready frame within {} ms: the server has not joined the stream, do not dispatch",
-                waited.as_millis()
+                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)
             ),
         }
     }

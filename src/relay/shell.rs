@@ -465,5 +465,5 @@ pub(crate) fn describe(value: &wasm_bindgen::JsValue) -> String {
         .ok()
         .and_then(|m| m.as_string())
         .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
+        .unwrap_or_else(|| "an exception without a message".to_owned())
 }
