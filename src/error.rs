@@ -20,6 +20,15 @@ pub enum Error {
     Aborted,
     /// The browser refused to create the connection (a malformed URL, a blocked scheme).
     Connect(String),
+    /// The server refused the credentials (401/403) and `onUnauthorized` gave none fresher.
+    Unauthorized {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The server answered 204 No Content: it asks the client to stop.
+    Stopped,
+    /// The server answered 2xx but not with `text/event-stream`.
+    NotEventStream,
 }
 
 impl Error {
@@ -30,6 +39,9 @@ impl Error {
             Error::ReadyTimeout { .. } => "RelayTimeoutError",
             Error::Aborted => "AbortError",
             Error::Connect(_) => "RelayConnectError",
+            Error::Unauthorized { .. } => "RelayUnauthorizedError",
+            Error::Stopped => "RelayStoppedError",
+            Error::NotEventStream => "RelayContentTypeError",
         }
     }
 }
@@ -45,6 +57,11 @@ impl fmt::Display for Error {
             ),
             Error::Aborted => f.write_str("the stream was aborted"),
             Error::Connect(reason) => write!(f, "the browser refused the connection: {reason}"),
+            Error::Unauthorized { status } => write!(f, "the server refused the credentials (HTTP {status})"),
+            Error::Stopped => f.write_str("the server answered 204 No Content: the stream is over"),
+            Error::NotEventStream => {
+                f.write_str("the server answered with a content type other than text/event-stream")
+            }
         }
     }
 }
@@ -61,6 +78,9 @@ impl From<crate::core::Error> for Error {
     fn from(e: crate::core::Error) -> Self {
         match e {
             crate::core::Error::ReadyTimeout { waited } => Error::ReadyTimeout { waited },
+            crate::core::Error::Unauthorized { status } => Error::Unauthorized { status },
+            crate::core::Error::Stopped => Error::Stopped,
+            crate::core::Error::NotEventStream => Error::NotEventStream,
         }
     }
 }

@@ -635,3 +635,109 @@ fn without_contiguous_ids_holes_are_not_gaps() {
     assert_eq!(sim.opens.len(), 1);
     assert_eq!(sim.session.stats().gaps, 0);
 }
+
+mod statuses {
+    use super::*;
+    use sse_relay::core::Disconnect;
+
+    fn failure(sim: &Sim) -> Option<Error> {
+        sim.events.iter().find_map(|e| match e {
+            Event::Failed(e) => Some(e.clone()),
+            _ => None,
+        })
+    }
+
+    fn last_delay(sim: &Sim) -> Duration {
+        sim.events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Reconnecting { delay, .. } => Some(*delay),
+                _ => None,
+            })
+            .expect("a reconnect")
+    }
+
+    #[test]
+    fn no_content_stops_for_good() {
+        let mut sim = Sim::new(quick_config(), numeric());
+        sim.close_connection(Disconnect::Status {
+            status: 204,
+            retry_after: None,
+        });
+        assert_eq!(failure(&sim), Some(Error::Stopped));
+        assert_eq!(sim.session.state(), State::Closed);
+        assert!(!sim.fire_next_timer(), "no reconnect");
+    }
+
+    #[test]
+    fn unauthorized_fails_unless_credentials_were_refreshed() {
+        let mut sim = Sim::new(quick_config(), numeric());
+        sim.close_connection(Disconnect::CredentialsRefreshed);
+        assert_eq!(
+            last_delay(&sim),
+            Duration::ZERO,
+            "fresh credentials reconnect at once"
+        );
+        sim.settle();
+        assert_eq!(sim.session.state(), State::Live);
+        for status in [401, 403] {
+            let mut sim = Sim::new(quick_config(), numeric());
+            sim.close_connection(Disconnect::Status {
+                status,
+                retry_after: None,
+            });
+            assert_eq!(failure(&sim), Some(Error::Unauthorized { status }));
+            assert_eq!(sim.session.state(), State::Closed);
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_other_statuses_back_off() {
+        let mut sim = Sim::new(quick_config(), numeric());
+        let retry_after = Some(Duration::from_secs(3));
+        sim.close_connection(Disconnect::Status {
+            status: 429,
+            retry_after,
+        });
+        assert!(last_delay(&sim) >= Duration::from_secs(3));
+        sim.settle();
+        assert!(sim.now >= 3_000, "waited for Retry-After");
+        for status in [404, 500, 503] {
+            sim.close_connection(Disconnect::Status {
+                status,
+                retry_after: None,
+            });
+            assert!(last_delay(&sim) <= BackoffPolicy::default().base);
+            assert_eq!(failure(&sim), None);
+            sim.settle();
+        }
+        assert_eq!(sim.session.state(), State::Live);
+    }
+
+    #[test]
+    fn a_wrong_content_type_fails_without_a_retry_loop() {
+        let mut sim = Sim::new(quick_config(), numeric());
+        sim.close_connection(Disconnect::NotEventStream);
+        assert_eq!(failure(&sim), Some(Error::NotEventStream));
+        assert_eq!(sim.opens.len(), 1);
+        assert!(!sim.fire_next_timer());
+    }
+
+    #[test]
+    fn comments_count_as_heartbeats_and_retry_sets_the_base() {
+        let mut sim = Sim::new(quick_config(), numeric());
+        for _ in 0..4 {
+            sim.advance(4_000);
+            let id = sim.conn.as_ref().unwrap().id;
+            sim.session.handle_heartbeat(id, sim.ts());
+        }
+        assert_eq!(sim.session.stats().stalls, 0);
+        sim.session.handle_retry(Duration::from_millis(40));
+        for _ in 0..5 {
+            sim.drop_connection();
+            assert!(last_delay(&sim) <= Duration::from_millis(40));
+            sim.settle();
+        }
+    }
+}

@@ -252,6 +252,20 @@ pub enum Disconnect {
     /// The transport failed and will not retry (a native `EventSource` after a non-200 status, a
     /// wrong content type or a network error it gave up on).
     Failed,
+    /// The server answered with this HTTP status instead of a stream (a transport that can see it,
+    /// like `fetch`). 204 stops for good; 401 and 403 fail (the shell may refresh credentials
+    /// first and report [`Disconnect::CredentialsRefreshed`]); anything else backs off, at least
+    /// `retry_after` when the server sent `Retry-After`.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// A 2xx answer that is not `text/event-stream`: retrying would get the same, so it fails.
+    NotEventStream,
+    /// The shell obtained fresh credentials after a 401/403: reconnect at once.
+    CredentialsRefreshed,
 }
 
 /// Why the session is reconnecting.
@@ -277,6 +291,15 @@ impl fmt::Display for Interruption {
         f.write_str(match self {
             Interruption::Closed(Disconnect::Ended) => "the response ended",
             Interruption::Closed(Disconnect::Failed) => "the connection failed",
+            Interruption::Closed(Disconnect::Status { .. }) => {
+                "the server answered with an error status"
+            }
+            Interruption::Closed(Disconnect::NotEventStream) => {
+                "the server answered with another content type"
+            }
+            Interruption::Closed(Disconnect::CredentialsRefreshed) => {
+                "the credentials were refreshed"
+            }
             Interruption::TransportRetrying => "the connection was lost",
             Interruption::Stalled => "no frame or ping within the heartbeat timeout",
             Interruption::NoReady => "no ready frame within the ready timeout",
@@ -295,6 +318,15 @@ pub enum Error {
         /// How long the session waited.
         waited: Duration,
     },
+    /// The server refused the credentials (401 or 403) and none fresher were available.
+    Unauthorized {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The server answered 204 No Content: it asks the client to stop.
+    Stopped,
+    /// The server answered 2xx with a content type other than `text/event-stream`.
+    NotEventStream,
 }
 
 impl fmt::Display for Error {
@@ -305,6 +337,9 @@ impl fmt::Display for Error {
                 "no ready frame within {} ms: the server has not joined the stream, do not dispatch",
                 u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)
             ),
+            Error::Unauthorized { status } => write!(f, "the server refused the credentials (HTTP {status})"),
+            Error::Stopped => f.write_str("the server answered 204 No Content: the stream is over"),
+            Error::NotEventStream => f.write_str("the server answered with a content type other than text/event-stream"),
         }
     }
 }
@@ -563,10 +598,44 @@ impl Session {
 
     /// The transport stopped `connection` for good; the session reconnects after a backoff delay.
     pub fn handle_closed(&mut self, connection: ConnectionId, why: Disconnect, now: Timestamp) {
-        if self.active_mut(connection).is_some() {
-            self.abandon(Interruption::Closed(why), now, None);
-            self.report_state();
+        if self.active_mut(connection).is_none() {
+            return;
         }
+        match why {
+            Disconnect::Status { status: 204, .. } => self.fail(Error::Stopped),
+            Disconnect::Status {
+                status: status @ (401 | 403),
+                ..
+            } => self.fail(Error::Unauthorized { status }),
+            Disconnect::NotEventStream => self.fail(Error::NotEventStream),
+            Disconnect::CredentialsRefreshed => {
+                self.abandon(Interruption::Closed(why), now, Some(Duration::ZERO));
+            }
+            Disconnect::Status {
+                retry_after: Some(at_least),
+                ..
+            } => {
+                let delay = self.backoff.next_delay().max(at_least);
+                self.abandon(Interruption::Closed(why), now, Some(delay));
+            }
+            Disconnect::Status { .. } | Disconnect::Ended | Disconnect::Failed => {
+                self.abandon(Interruption::Closed(why), now, None);
+            }
+        }
+        self.report_state();
+    }
+
+    /// The connection is alive without sending a frame (an SSE comment line): the heartbeat
+    /// watchdog counts it like a ping.
+    pub fn handle_heartbeat(&mut self, connection: ConnectionId, now: Timestamp) {
+        if let Some(c) = self.active_mut(connection) {
+            c.last_activity = now;
+        }
+    }
+
+    /// The server's `retry:` field: the base of the reconnect backoff from now on.
+    pub fn handle_retry(&mut self, retry: Duration) {
+        self.backoff.set_base(retry.max(Duration::from_millis(1)));
     }
 
     /// The deadline from [`Session::poll_timeout`] passed (calling it early or late is harmless).

@@ -278,9 +278,13 @@ impl Sim {
 
     /// The transport stops the connection (a native EventSource after a failure).
     pub fn drop_connection(&mut self) {
+        self.close_connection(Disconnect::Failed);
+    }
+
+    /// The transport stops the connection for `why` (a fetch transport sees statuses).
+    pub fn close_connection(&mut self, why: Disconnect) {
         if let Some(c) = self.conn.take() {
-            self.session
-                .handle_closed(c.id, Disconnect::Failed, self.ts());
+            self.session.handle_closed(c.id, why, self.ts());
             self.pump();
         }
     }
