@@ -2,13 +2,16 @@
 //   cargo build (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz (binaryen from npm)
 //   + the entry module, its types and package.json. Prints the gzipped size.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const pkg = join(root, "pkg");
+// Built into a staging folder, then moved into pkg/ file by file (rename is atomic), so a page
+// or test loading the package meanwhile never sees it missing or half written.
+const pkg = join(root, "target", "pkg-staging");
+const dest = join(root, "pkg");
 const raw = join(root, "target", "wasm-bindgen");
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
 
@@ -73,8 +76,12 @@ writeFileSync(join(pkg, "package.json"), JSON.stringify({
 }, null, 2) + "\n");
 copyFileSync(join(root, "docs/js-api.md"), join(pkg, "README.md"));
 
+mkdirSync(dest, { recursive: true });
+for (const file of files) renameSync(join(pkg, file), join(dest, file));
+renameSync(join(pkg, "package.json"), join(dest, "package.json"));
+
 // Size: what a page downloads (wasm + glue + entry), raw and gzipped.
-const shipped = ["sse_relay_bg.wasm", "sse_relay.js", "index.js"].map((f) => readFileSync(join(pkg, f)));
+const shipped = ["sse_relay_bg.wasm", "sse_relay.js", "index.js"].map((f) => readFileSync(join(dest, f)));
 const bytes = shipped.reduce((n, b) => n + b.length, 0);
 const gzip = shipped.reduce((n, b) => n + gzipSync(b, { level: 9 }).length, 0);
 const size = { wasm: shipped[0].length, glue: shipped[1].length + shipped[2].length, bytes, gzip };

@@ -9,18 +9,21 @@ use wasm_bindgen::JsCast;
 
 use crate::core::{CursorOrder, Event, Frame, MalformedKind, StartFrom, Stats};
 use crate::error::Error;
-use crate::options::{Options, OptionsError, PersistCursor};
-use crate::relay::{Handle, RelayStream};
+use crate::options::{Credentials, Options, OptionsError, PersistCursor, Transport};
+use crate::relay::{Handle, Hooks, RelayStream, UnauthorizedHook};
+use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
 /** A journaled frame, delivered exactly once and in order. */
 export interface Frame { id: string; event: string; data: string; }
 export type RelayState = "connecting" | "live" | "reconnecting" | "closed";
+export type RelayRole = "leader" | "follower" | "standalone";
 export interface Cursor { id: string; epoch: string; }
 export interface RelayStats {
   delivered: number; duplicates: number; reconnects: number; resets: number;
   gaps: number; malformed: number; stalls: number; connections: number;
+  leaderChanges: number; rejectedMessages: number;
 }
 export interface RelayOptions {
   key?: string;
@@ -35,7 +38,21 @@ export interface RelayOptions {
   backoffBaseMs?: number; backoffMaxMs?: number;
   persistCursor?: "none" | "session";
   withCredentials?: boolean;
+  /** Share one connection per key across the browser's tabs (default true). */
+  shareAcrossTabs?: boolean;
   signal?: AbortSignal;
+  /** "eventsource" (default) or "fetch": headers, POST, the HTTP status, and the core's parser. */
+  transport?: "eventsource" | "fetch";
+  /** fetch only */
+  headers?: Record<string, string>;
+  /** fetch only */
+  method?: string;
+  /** fetch only */
+  body?: string;
+  /** fetch only */
+  credentials?: "omit" | "same-origin" | "include";
+  /** fetch only: on 401/403, return fresh headers to retry at once, or null to stop. */
+  onUnauthorized?: (status: number) => Record<string, string> | null | undefined | Promise<Record<string, string> | null | undefined>;
 }
 export interface RelayEventMap {
   ready: { tail: string | null; epoch: string };
@@ -43,10 +60,12 @@ export interface RelayEventMap {
   reset: { previousEpoch: string; epoch: string };
   reconnecting: { attempt: number; delayMs: number; cause: string };
   gap: { after: string; next: string };
-  malformed: { kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready"; message: string; event: string; id: string | null; data: string };
+  malformed: { kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "unparsable"; message: string; event: string; id: string | null; data: string };
   error: RelayError;
 }
-export type RelayErrorName = "RelayTimeoutError" | "RelayOptionsError" | "AbortError" | "RelayConnectError";
+export type RelayErrorName =
+  | "RelayTimeoutError" | "RelayOptionsError" | "AbortError" | "RelayConnectError"
+  | "RelayUnauthorizedError" | "RelayStoppedError" | "RelayContentTypeError";
 export interface RelayError extends Error { name: RelayErrorName; option?: string; }
 export interface RelayStream {
   on<K extends keyof RelayEventMap>(type: K, listener: (event: RelayEventMap[K]) => void): void;
@@ -86,8 +105,8 @@ impl JsRelayStream {
         url: String,
         #[wasm_bindgen(unchecked_param_type = "RelayOptions")] options: JsValue,
     ) -> Result<JsRelayStream, JsValue> {
-        let (options, signal) = read_options(&options).map_err(|e| to_js_error(&e))?;
-        let stream = RelayStream::open_with_signal(&url, &options, signal)
+        let (options, hooks) = read_options(&options).map_err(|e| to_js_error(&e))?;
+        let stream = RelayStream::open_with(&url, &options, hooks)
             .await
             .map_err(|e| to_js_error(&e))?;
         Ok(JsRelayStream {
@@ -120,6 +139,12 @@ impl JsRelayStream {
             Some(c) => object(&[("id", c.id.into()), ("epoch", c.epoch.into())]),
             None => JsValue::NULL,
         }
+    }
+
+    /// `"leader"`, `"follower"` or `"standalone"` (not sharing across tabs).
+    #[wasm_bindgen(getter, unchecked_return_type = "RelayRole")]
+    pub fn role(&self) -> String {
+        self.stream.role().to_owned()
     }
 
     /// The journal epoch in force; `null` before the first `ready`.
@@ -209,17 +234,35 @@ impl FrameIterator {
     }
 }
 
+/// `onUnauthorized` as the shell calls it: the page's function, awaited if it returns a promise;
+/// `null`/`undefined` (or a throw, or a rejection) means no fresh credentials.
+fn unauthorized_hook(hook: Function) -> UnauthorizedHook {
+    Rc::new(move |status: u16| {
+        let hook = hook.clone();
+        Box::pin(async move {
+            let returned = hook
+                .call1(&JsValue::UNDEFINED, &JsValue::from(status))
+                .ok()?;
+            let value = JsFuture::from(Promise::resolve(&returned)).await.ok()?;
+            if value.is_null() || value.is_undefined() {
+                return None;
+            }
+            header_pairs("onUnauthorized", &value).ok()
+        })
+    })
+}
+
 /// Reads the options object field by field. `undefined` means the default; any other value of
 /// the wrong type, and any unknown key, is an error naming the option.
-fn read_options(value: &JsValue) -> Result<(Options, Option<web_sys::AbortSignal>), Error> {
+fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
     let mut options = Options::default();
+    let mut hooks = Hooks::default();
     if value.is_undefined() || value.is_null() {
-        return Ok((options, None));
+        return Ok((options, hooks));
     }
     if !value.is_object() || value.is_function() || js_sys::Array::is_array(value) {
         return Err(bad("", "options must be an object"));
     }
-    let mut signal = None;
     for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
         let name = key.as_string().unwrap_or_default();
         let v = Reflect::get(value, &key).unwrap_or(JsValue::UNDEFINED);
@@ -229,10 +272,34 @@ fn read_options(value: &JsValue) -> Result<(Options, Option<web_sys::AbortSignal
         let n = name.as_str();
         match n {
             "signal" => {
-                signal = Some(
+                hooks.signal = Some(
                     v.dyn_into::<web_sys::AbortSignal>()
                         .map_err(|_| bad(n, "must be an AbortSignal"))?,
                 )
+            }
+            "onUnauthorized" => {
+                let hook = v
+                    .dyn_into::<Function>()
+                    .map_err(|_| bad(n, "must be a function"))?;
+                hooks.on_unauthorized = Some(unauthorized_hook(hook));
+            }
+            "transport" => {
+                let transports = [
+                    ("eventsource", Transport::EventSource),
+                    ("fetch", Transport::Fetch),
+                ];
+                options.transport = choice(n, &v, &transports)?;
+            }
+            "headers" => options.headers = header_pairs(n, &v)?,
+            "method" => options.method = string(n, &v)?,
+            "body" => options.body = Some(string(n, &v)?),
+            "credentials" => {
+                let modes = [
+                    ("omit", Credentials::Omit),
+                    ("same-origin", Credentials::SameOrigin),
+                    ("include", Credentials::Include),
+                ];
+                options.credentials = choice(n, &v, &modes)?;
             }
             "key" => options.key = Some(string(n, &v)?),
             "events" => options.events = strings(n, &v)?,
@@ -271,10 +338,34 @@ fn read_options(value: &JsValue) -> Result<(Options, Option<web_sys::AbortSignal
                 options.persist_cursor = choice(n, &v, &modes)?;
             }
             "withCredentials" => options.with_credentials = boolean(n, &v)?,
+            "shareAcrossTabs" => options.share_across_tabs = boolean(n, &v)?,
             _ => Options::check_name(n)?,
         }
     }
-    Ok((options, signal))
+    Ok((options, hooks))
+}
+
+/// Headers as a plain object of strings (`{ Authorization: "Bearer ..." }`).
+fn header_pairs(option: &str, v: &JsValue) -> Result<Vec<(String, String)>, Error> {
+    if !v.is_object() || js_sys::Array::is_array(v) || v.is_function() {
+        return Err(bad(
+            option,
+            "must be an object of header names to string values",
+        ));
+    }
+    Object::entries(v.unchecked_ref::<Object>())
+        .iter()
+        .map(|entry| {
+            let pair: js_sys::Array = entry.unchecked_into();
+            match (pair.get(0).as_string(), pair.get(1).as_string()) {
+                (Some(name), Some(value)) => Ok((name, value)),
+                _ => Err(bad(
+                    option,
+                    "must be an object of header names to string values",
+                )),
+            }
+        })
+        .collect()
 }
 
 fn bad(option: &str, reason: &str) -> Error {
@@ -363,6 +454,8 @@ fn stats_object(stats: &Stats) -> JsValue {
         ("malformed", n(stats.malformed)),
         ("stalls", n(stats.stalls)),
         ("connections", n(stats.connections)),
+        ("leaderChanges", n(stats.leader_changes)),
+        ("rejectedMessages", n(stats.rejected_messages)),
     ])
 }
 
@@ -417,6 +510,7 @@ fn event_argument(event: &Event) -> Option<(&'static str, JsValue)> {
                 MalformedKind::BadReady(_) => "bad-ready",
                 MalformedKind::BadTail(_) => "bad-tail",
                 MalformedKind::BeforeReady => "before-ready",
+                MalformedKind::Unparsable(_) => "unparsable",
             };
             (
                 "malformed",
@@ -490,21 +584,37 @@ mod tests {
         ("backoffMaxMs", "20"),
         ("persistCursor", "\"session\""),
         ("withCredentials", "true"),
+        ("shareAcrossTabs", "false"),
+        ("transport", "\"fetch\""),
+        ("headers", "{\"Authorization\":\"Bearer t\"}"),
+        ("method", "\"POST\""),
+        ("body", "\"{}\""),
+        ("credentials", "\"include\""),
+        ("onUnauthorized", ""),
     ];
 
     #[wasm_bindgen_test]
     fn every_option_name_is_read() {
         let names: Vec<&str> = SAMPLES.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, Options::NAMES, "SAMPLES covers every option");
-        let json = format!(
-            "{{{}}}",
-            SAMPLES
-                .iter()
-                .map(|(n, v)| format!("\"{n}\":{v}"))
-                .collect::<Vec<_>>()
-                .join(",")
+        let json = SAMPLES
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| format!("\"{n}\":{v}"));
+        let value =
+            js_sys::JSON::parse(&format!("{{{}}}", json.collect::<Vec<_>>().join(","))).unwrap();
+        let hook = Function::new_with_args("status", "return null");
+        Reflect::set(&value, &"onUnauthorized".into(), &hook).unwrap();
+        let (o, hooks) = read_options(&value).unwrap();
+        assert!(hooks.on_unauthorized.is_some());
+        assert_eq!(o.transport, Transport::Fetch);
+        assert!(!o.share_across_tabs);
+        assert_eq!(
+            o.headers,
+            [("Authorization".to_string(), "Bearer t".to_string())]
         );
-        let o = options_from(&json).unwrap();
+        assert_eq!((o.method.as_str(), o.body.as_deref()), ("POST", Some("{}")));
+        assert_eq!(o.credentials, Credentials::Include);
         assert_eq!(o.key.as_deref(), Some("k"));
         assert_eq!(o.events, ["token"]);
         assert_eq!(o.from, StartFrom::Now);
@@ -541,6 +651,11 @@ mod tests {
             (r#"{"contiguousIds":"yes"}"#, "contiguousIds"),
             (r#"{"signal":{}}"#, "signal"),
             (r#"{"shareAcrossTab":true}"#, "shareAcrossTab"),
+            (r#"{"transport":"websocket"}"#, "transport"),
+            (r#"{"headers":{"A":1}}"#, "headers"),
+            (r#"{"headers":["A"]}"#, "headers"),
+            (r#"{"credentials":"all"}"#, "credentials"),
+            (r#"{"onUnauthorized":"refresh"}"#, "onUnauthorized"),
         ] {
             match options_from(json) {
                 Err(Error::Options(e)) => assert_eq!(e.option, option, "{json}"),

@@ -13,7 +13,7 @@ mod error;
 mod options;
 
 pub use error::Error;
-pub use options::{Options, OptionsError, PersistCursor};
+pub use options::{Credentials, Options, OptionsError, PersistCursor, Transport};
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
@@ -23,7 +23,7 @@ mod relay;
 mod web;
 
 #[cfg(target_arch = "wasm32")]
-pub use relay::{RelayStream, Subscription};
+pub use relay::{Hooks, RelayStream, Subscription, UnauthorizedHook};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

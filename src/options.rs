@@ -20,6 +20,40 @@ pub enum PersistCursor {
     Session,
 }
 
+/// How frames reach the page (DESIGN.md §5): the browser's `EventSource`, or `fetch` with the
+/// core's own SSE parser (headers, POST, the HTTP status, and speed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// The native `EventSource` (the default).
+    #[default]
+    EventSource,
+    /// `fetch` and a streamed response body.
+    Fetch,
+}
+
+/// Whether `fetch` sends cookies (its `credentials` mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// Never.
+    Omit,
+    /// To the page's own origin (the `fetch` default).
+    #[default]
+    SameOrigin,
+    /// Always, cross-origin too.
+    Include,
+}
+
+impl Credentials {
+    /// The `RequestCredentials` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Credentials::Omit => "omit",
+            Credentials::SameOrigin => "same-origin",
+            Credentials::Include => "include",
+        }
+    }
+}
+
 /// How to open a stream. Every field has the documented default; the JavaScript names are the
 /// camelCase forms (`readyTimeoutMs` for `ready_timeout_ms`).
 #[derive(Clone, Debug)]
@@ -58,6 +92,18 @@ pub struct Options {
     pub persist_cursor: PersistCursor,
     /// Send cookies cross-origin (`EventSource` `withCredentials`).
     pub with_credentials: bool,
+    /// Share one connection per stream key across the browser's tabs (DESIGN.md §3).
+    pub share_across_tabs: bool,
+    /// `eventsource` or `fetch`.
+    pub transport: Transport,
+    /// Request headers (fetch only), e.g. `Authorization`.
+    pub headers: Vec<(String, String)>,
+    /// HTTP method (fetch only).
+    pub method: String,
+    /// Request body (fetch only; not with GET).
+    pub body: Option<String>,
+    /// Cookie mode (fetch only).
+    pub credentials: Credentials,
 }
 
 impl Default for Options {
@@ -82,6 +128,12 @@ impl Default for Options {
             backoff_max_ms: ms(session.backoff.cap),
             persist_cursor: PersistCursor::None,
             with_credentials: false,
+            share_across_tabs: true,
+            transport: Transport::EventSource,
+            headers: Vec::new(),
+            method: "GET".to_owned(),
+            body: None,
+            credentials: Credentials::SameOrigin,
         }
     }
 }
@@ -117,6 +169,49 @@ impl From<ConfigError> for OptionsError {
     }
 }
 
+impl Options {
+    /// The request options only a `fetch` can honour, and their own shape.
+    fn check_request(&self) -> Result<(), OptionsError> {
+        if self.transport == Transport::EventSource {
+            let fetch_only = [
+                ("headers", !self.headers.is_empty()),
+                ("method", self.method != "GET"),
+                ("body", self.body.is_some()),
+                ("credentials", self.credentials != Credentials::SameOrigin),
+            ];
+            if let Some((option, _)) = fetch_only.iter().find(|(_, set)| *set) {
+                return Err(bad(
+                    option,
+                    "needs `transport: \"fetch\"` (EventSource cannot send it)",
+                ));
+            }
+            return Ok(());
+        }
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        if !token(&self.method) {
+            return Err(bad(
+                "method",
+                format!("{:?} is not an HTTP method", self.method),
+            ));
+        }
+        if self.body.is_some()
+            && matches!(self.method.to_ascii_uppercase().as_str(), "GET" | "HEAD")
+        {
+            return Err(bad("body", "a GET or HEAD request cannot have a body"));
+        }
+        for (name, value) in &self.headers {
+            if !token(name) || value.contains(['\r', '\n', '\0']) {
+                return Err(bad("headers", format!("{name:?} is not a valid header")));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn bad(option: &str, reason: impl Into<String>) -> OptionsError {
     OptionsError {
         option: option.to_owned(),
@@ -144,6 +239,13 @@ impl Options {
         "backoffMaxMs",
         "persistCursor",
         "withCredentials",
+        "shareAcrossTabs",
+        "transport",
+        "headers",
+        "method",
+        "body",
+        "credentials",
+        "onUnauthorized",
     ];
 
     /// Rejects a key that is not an option, suggesting the closest one.
@@ -198,6 +300,7 @@ impl Options {
         if self.key.as_deref() == Some("") {
             return Err(bad("key", "must not be empty"));
         }
+        self.check_request()?;
         let config = SessionConfig {
             from: self.from,
             resume,
@@ -274,7 +377,7 @@ mod tests {
         let err = Options::check_name("dedupwindow").unwrap_err();
         assert_eq!(err.option, "dedupwindow");
         assert!(err.reason.contains("did you mean `dedupWindow`"), "{err}");
-        assert!(Options::check_name("shareAcrossTabs").is_err());
+        assert!(Options::check_name("shareAcrossTab").is_err());
     }
 
     #[test]

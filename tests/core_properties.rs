@@ -342,3 +342,58 @@ fn dedup_window_memory_is_bounded_over_a_million_ids() {
     // The most recent ids are still recognised.
     assert_eq!(opaque.admit("id-f423f"), Ok(Verdict::Duplicate));
 }
+
+mod tab_messages {
+    use proptest::prelude::*;
+    use sse_relay::core::{Cursor, Frame, Previous, TabBuffer, TabMessage, MAX_TERM};
+
+    fn frame() -> impl Strategy<Value = Frame> {
+        ("[0-9]{1,6}|[a-z_-]{1,8}", "[a-z]{1,8}", any::<String>())
+            .prop_map(|(id, event, data)| Frame { id, event, data })
+    }
+
+    proptest! {
+        /// Whatever a page posts on the channel, decoding never panics.
+        #[test]
+        fn decoding_never_panics(text in any::<String>()) {
+            let _ = TabMessage::decode(&text);
+        }
+
+        /// Every message survives its encoding, whatever the frames contain.
+        #[test]
+        fn messages_round_trip(frames in prop::collection::vec(frame(), 0..20), term in 0..=MAX_TERM, epoch in "[a-z0-9-]{1,12}", complete in any::<bool>()) {
+            let messages = [
+                TabMessage::Frames { from: "leader".into(), term, epoch: epoch.clone(), frames: frames.clone() },
+                TabMessage::Welcome { from: "leader".into(), term, to: "f".into(), tail: frames.last().map(|f| f.id.clone()), epoch, frames, complete },
+            ];
+            for m in messages {
+                prop_assert_eq!(TabMessage::decode(&m.encode()), Ok(m));
+            }
+        }
+
+        /// A catch-up never hands back a frame at or before the follower's cursor, and a
+        /// complete one from a cursor in the buffer is exactly what came after it.
+        #[test]
+        fn catch_up_is_the_suffix_after_the_cursor(n in 1usize..60, capacity in 1usize..40, at in any::<prop::sample::Index>()) {
+            let mut buffer = TabBuffer::new(capacity);
+            let ids: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+            for (i, id) in ids.iter().enumerate() {
+                let previous = if i == 0 { Previous::EpochStart } else { Previous::Id(&ids[i - 1]) };
+                buffer.push(Frame { id: id.clone(), event: "token".into(), data: String::new() }, "e", previous);
+            }
+            let cursor_index = at.index(n);
+            let cursor = Cursor { id: ids[cursor_index].clone(), epoch: "e".into() };
+            let catch_up = buffer.catch_up(Some(&cursor), false);
+            let got: Vec<&str> = catch_up.frames.iter().map(|f| f.id.as_str()).collect();
+            let expected: Vec<&str> = ids[cursor_index + 1..].iter().map(String::as_str).collect();
+            let oldest_kept = n.saturating_sub(capacity); // index of the first buffered frame
+            if cursor_index + 1 >= oldest_kept {
+                prop_assert!(catch_up.complete);
+                prop_assert_eq!(got, expected);
+            } else {
+                prop_assert!(!catch_up.complete);
+                prop_assert!(got.is_empty());
+            }
+        }
+    }
+}

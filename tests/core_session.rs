@@ -598,6 +598,29 @@ fn contiguous_ids_turn_a_lost_window_into_a_replay() {
 }
 
 #[test]
+fn contiguous_ids_after_an_empty_journal_start_at_one() {
+    let config = SessionConfig {
+        contiguous_ids: true,
+        from: StartFrom::Now,
+        ..quick_config()
+    };
+    let mut sim = Sim::new(config, numeric()); // the journal is empty: ready.tail is null
+    assert_eq!(sim.session.cursor(), None);
+    sim.deaf = true; // the lying server's blind window
+    sim.append("token");
+    sim.append("token");
+    sim.deaf = false;
+    sim.append("token");
+    sim.settle();
+    assert_eq!(
+        sim.delivered_ids(),
+        ["1", "2", "3"],
+        "id 3 after an empty join is a hole; the journal filled it"
+    );
+    assert_eq!(sim.session.stats().gaps, 0);
+}
+
+#[test]
 fn a_hole_the_journal_cannot_fill_is_reported_once_and_passed() {
     let config = SessionConfig {
         contiguous_ids: true,

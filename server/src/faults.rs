@@ -3,11 +3,15 @@
 //! They ride on the URL, so a client's reconnects carry them too. Each is designed so that a
 //! correct client still makes progress: counters are per connection (`dropAfter`,
 //! `stallAfter`) or apply only to the first connections of a key (`status`, `contentType`).
+//! Some are not faults but wire shapes a client must cope with (`chunk`, `lineEnd`) or a
+//! server policy (`requireAuth`).
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+use bytes::BytesMut;
 
 use crate::params::{self, last, Pairs, ParamError};
 
@@ -19,6 +23,55 @@ pub const MAX_JOIN_DELAY_MS: u64 = 600_000;
 
 /// The largest `dupSeam` accepted.
 pub const MAX_DUP_SEAM: u64 = 100_000;
+
+/// The largest `retryAfter` accepted (a day, in seconds).
+pub const MAX_RETRY_AFTER: u64 = 86_400;
+
+/// The longest `requireAuth` token accepted.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// How the lines of the event stream end (`lineEnd=`). All three are valid SSE; a parser must
+/// handle each, and a CRLF split across two reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LineEnd {
+    /// `\n`, what the journal stores.
+    #[default]
+    Lf,
+    /// `\r` alone.
+    Cr,
+    /// `\r\n`.
+    CrLf,
+}
+
+impl LineEnd {
+    /// Rewrites LF-terminated SSE bytes to this line ending. Exact because nothing the server
+    /// writes holds a CR or an LF other than line ends (data is split into lines when journaled,
+    /// event names and ids have none, `ready` is compact JSON).
+    pub fn apply(self, bytes: &mut BytesMut) {
+        match self {
+            LineEnd::Lf => {}
+            LineEnd::Cr => {
+                for byte in bytes.iter_mut().filter(|b| **b == b'\n') {
+                    *byte = b'\r';
+                }
+            }
+            LineEnd::CrLf => {
+                let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+                let mut out = BytesMut::with_capacity(bytes.len() + lines);
+                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                    match line.strip_suffix(b"\n") {
+                        Some(text) => {
+                            out.extend_from_slice(text);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                        None => out.extend_from_slice(line),
+                    }
+                }
+                *bytes = out;
+            }
+        }
+    }
+}
 
 /// The per-connection knobs of one SSE request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,6 +94,15 @@ pub struct Knobs {
     pub fail_count: u64,
     /// `garbage=1`: send malformed frames right after `ready`.
     pub garbage: bool,
+    /// `retryAfter=SECONDS` (with `status=429` or `503`): the `Retry-After` header of the
+    /// failed answer.
+    pub retry_after: Option<u64>,
+    /// `requireAuth=TOKEN`: the request must carry `Authorization: Bearer TOKEN`, else 401.
+    pub require_auth: Option<String>,
+    /// `chunk=1`: every byte of the stream is its own body chunk, flushed, a millisecond apart.
+    pub chunk: bool,
+    /// `lineEnd=lf|cr|crlf`: how the stream's lines end.
+    pub line_end: LineEnd,
 }
 
 /// A failed answer in place of the event stream.
@@ -53,9 +115,10 @@ pub enum Fail {
 }
 
 impl Fail {
-    /// The response that stands in for the stream.
-    pub fn response(&self) -> Response {
-        match self {
+    /// The response that stands in for the stream, with a `Retry-After: retry_after` header if
+    /// given.
+    pub fn response(&self, retry_after: Option<u64>) -> Response {
+        let mut response = match self {
             // A 204 carries no body by definition.
             Fail::Status(StatusCode::NO_CONTENT) => StatusCode::NO_CONTENT.into_response(),
             Fail::Status(status) => (
@@ -70,8 +133,40 @@ impl Fail {
                 "injected fault: this body is not an event stream\n",
             )
                 .into_response(),
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
     }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>` (the scheme is case-insensitive,
+/// the token is not).
+pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split_once(' '))
+        .any(|(scheme, credentials)| {
+            scheme.eq_ignore_ascii_case("bearer") && credentials.trim_start_matches(' ') == token
+        })
+}
+
+/// The answer to a request without the token `requireAuth` asks for.
+pub fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Bearer"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        "this stream requires `Authorization: Bearer <token>`\n",
+    )
+        .into_response()
 }
 
 impl Knobs {
@@ -135,6 +230,53 @@ impl Knobs {
             },
         };
 
+        let retry_after = params::int(
+            pairs,
+            "retryAfter",
+            0,
+            MAX_RETRY_AFTER,
+            "seconds from 0 to 86400, with status=429 or 503",
+        )?;
+        let fail = status.or(content_type);
+        if let Some(seconds) = retry_after {
+            let retryable = matches!(
+                &fail,
+                Some(Fail::Status(s)) if *s == StatusCode::TOO_MANY_REQUESTS
+                    || *s == StatusCode::SERVICE_UNAVAILABLE
+            );
+            if !retryable {
+                return Err(ParamError {
+                    name: "retryAfter",
+                    value: seconds.to_string(),
+                    expected: "to come with status=429 or status=503",
+                });
+            }
+        }
+        let require_auth = match last(pairs, "requireAuth") {
+            None => None,
+            Some(token)
+                if !token.is_empty()
+                    && token.len() <= MAX_TOKEN_LEN
+                    && token.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(token.to_owned())
+            }
+            Some(token) => {
+                return Err(ParamError {
+                    name: "requireAuth",
+                    value: token.to_owned(),
+                    expected: "a token of 1 to 256 visible ASCII characters",
+                })
+            }
+        };
+        let line_end = params::choice(pairs, "lineEnd", "lf, cr or crlf", |v| match v {
+            "lf" => Some(LineEnd::Lf),
+            "cr" => Some(LineEnd::Cr),
+            "crlf" => Some(LineEnd::CrLf),
+            _ => None,
+        })?
+        .unwrap_or_default();
+
         Ok(Knobs {
             join_delay: Duration::from_millis(join_delay_ms),
             ready_early: params::flag(pairs, "readyEarly")?,
@@ -142,9 +284,13 @@ impl Knobs {
             dup_seam: usize::try_from(dup_seam).unwrap_or(usize::MAX),
             stall_after,
             // `status` wins when both are given.
-            fail: status.or(content_type),
+            fail,
             fail_count,
             garbage: params::flag(pairs, "garbage")?,
+            retry_after,
+            require_auth,
+            chunk: params::flag(pairs, "chunk")?,
+            line_end,
         })
     }
 }
@@ -193,6 +339,13 @@ mod tests {
             ("garbage", "2"),
             ("contentType", ""),
             ("failCount", "+1"),
+            ("retryAfter", "86401"),
+            ("retryAfter", "soon"),
+            ("requireAuth", ""),
+            ("requireAuth", "two words"),
+            ("chunk", "yes"),
+            ("lineEnd", "CRLF"),
+            ("lineEnd", "\\n"),
         ] {
             let err = Knobs::parse(&pairs(&[(name, value)])).unwrap_err();
             assert_eq!(err.name, name);
@@ -214,6 +367,69 @@ mod tests {
             knobs.fail,
             Some(Fail::Status(StatusCode::SERVICE_UNAVAILABLE))
         );
+    }
+
+    #[test]
+    fn retry_after_needs_a_retryable_status() {
+        let knobs = Knobs::parse(&pairs(&[("status", "429"), ("retryAfter", "3")])).unwrap();
+        assert_eq!(knobs.retry_after, Some(3));
+        let response = knobs.fail.unwrap().response(knobs.retry_after);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert!(Knobs::parse(&pairs(&[("status", "503"), ("retryAfter", "0")])).is_ok());
+        for others in [
+            vec![("retryAfter", "3")],
+            vec![("status", "500"), ("retryAfter", "3")],
+            vec![("contentType", "text/html"), ("retryAfter", "3")],
+        ] {
+            let err = Knobs::parse(&pairs(&others)).unwrap_err();
+            assert_eq!(err.name, "retryAfter");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_match_exactly_with_any_scheme_case() {
+        let headers = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            map
+        };
+        assert!(authorized(&headers(&["Bearer s3cret"]), "s3cret"));
+        assert!(authorized(&headers(&["bearer s3cret"]), "s3cret"));
+        assert!(authorized(
+            &headers(&["Basic eA==", "Bearer s3cret"]),
+            "s3cret"
+        ));
+        assert!(!authorized(&headers(&[]), "s3cret"));
+        assert!(!authorized(&headers(&["Bearer S3CRET"]), "s3cret"));
+        assert!(!authorized(&headers(&["Bearer s3cret2"]), "s3cret"));
+        assert!(!authorized(&headers(&["Token s3cret"]), "s3cret"));
+        assert!(!authorized(&headers(&["Bearers3cret"]), "s3cret"));
+        let response = unauthorized();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn line_ends_rewrite_every_lf_and_nothing_else() {
+        let sse = b"event: ready\ndata: {}\n\nid: 1\ndata: a\n\n";
+        let mut cr = BytesMut::from(&sse[..]);
+        LineEnd::Cr.apply(&mut cr);
+        assert_eq!(&cr[..], b"event: ready\rdata: {}\r\rid: 1\rdata: a\r\r");
+        let mut crlf = BytesMut::from(&sse[..]);
+        LineEnd::CrLf.apply(&mut crlf);
+        assert_eq!(
+            &crlf[..],
+            b"event: ready\r\ndata: {}\r\n\r\nid: 1\r\ndata: a\r\n\r\n"
+        );
+        let mut lf = BytesMut::from(&sse[..]);
+        LineEnd::Lf.apply(&mut lf);
+        assert_eq!(&lf[..], sse);
+        // A buffer that does not end with a line end keeps its tail.
+        let mut partial = BytesMut::from(&b"a\nb"[..]);
+        LineEnd::CrLf.apply(&mut partial);
+        assert_eq!(&partial[..], b"a\r\nb");
     }
 
     #[test]

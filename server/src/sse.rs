@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::faults::{garbage_frames, Knobs};
+use crate::faults::{authorized, garbage_frames, unauthorized, Knobs, LineEnd};
 use crate::id::{CursorError, Id};
 use crate::journal::{ConnectionGuard, Entry, Journal, Snapshot, Stream, StreamKey};
 use crate::params::{self, Pairs};
@@ -41,6 +41,9 @@ pub const CHUNK: usize = 64 * 1024;
 
 /// Body chunks in flight between a connection task and the HTTP connection.
 const CHANNEL_CHUNKS: usize = 4;
+
+/// With `chunk=1`, the pause after each byte (about 1 KB/s: a knob for short streams).
+const BYTE_PAUSE: Duration = Duration::from_millis(1);
 
 /// Where a connection starts when it has no (usable) cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,9 +121,10 @@ impl EventsRequest {
     }
 }
 
-/// The events handler: validates everything up front (so errors get a proper status), applies
-/// the `status`/`contentType` faults, then answers 200 at once and lets the connection task
-/// do the join — a 200 is not a join, which is exactly what clients must not assume.
+/// The events handler: validates everything up front (so errors get a proper status), checks
+/// `requireAuth`, applies the `status`/`contentType` faults, then answers 200 at once and lets
+/// the connection task do the join — a 200 is not a join, which is exactly what clients must
+/// not assume.
 pub async fn events(
     State(app): State<App>,
     Path(key): Path<String>,
@@ -129,26 +133,41 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let key = StreamKey::parse(&key)?;
     let request = EventsRequest::parse(&pairs, &headers)?;
+    if let Some(token) = &request.knobs.require_auth {
+        // Before the faults: an unauthenticated request does not count towards `failCount`.
+        if !authorized(&headers, token) {
+            return Ok(unauthorized());
+        }
+    }
     let stream = app.streams.get(&key);
     let start = {
         let mut journal = stream.lock();
         let start = request.start(&journal)?;
         if let Some(fail) = &request.knobs.fail {
             if journal.count_fault_connection() <= request.knobs.fail_count {
-                return Ok(fail.response());
+                return Ok(fail.response(request.knobs.retry_after));
             }
         }
         start
     };
 
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    // Byte by byte, the HTTP side takes each byte before the next is queued.
+    let (tx, rx) = mpsc::channel(if request.knobs.chunk {
+        1
+    } else {
+        CHANNEL_CHUNKS
+    });
     let limit = limit(&request.knobs);
+    let wire = Wire {
+        chunk: request.knobs.chunk,
+        line_end: request.knobs.line_end,
+    };
     let connection = Connection {
         _guard: stream.connection(),
         stream,
         knobs: request.knobs,
         start,
-        out: Out::new(tx, limit),
+        out: Out::new(tx, limit, wire),
         ping: app.config.ping,
         shutdown: app.shutdown.clone(),
     };
@@ -214,21 +233,32 @@ impl futures_core::Stream for ChunkStream {
     }
 }
 
+/// The shape of the bytes on the wire (`chunk`, `lineEnd`), applied to everything a connection
+/// writes, so replay, seam, live frames, pings and noise all get it.
+#[derive(Clone, Copy, Debug)]
+struct Wire {
+    /// Every byte its own body chunk.
+    chunk: bool,
+    line_end: LineEnd,
+}
+
 /// The writing side of a connection: gathers bytes into chunks and counts journaled frames.
 struct Out {
     tx: mpsc::Sender<Bytes>,
     buf: BytesMut,
     journaled: u64,
     limit: Option<(u64, End)>,
+    wire: Wire,
 }
 
 impl Out {
-    fn new(tx: mpsc::Sender<Bytes>, limit: Option<(u64, End)>) -> Out {
+    fn new(tx: mpsc::Sender<Bytes>, limit: Option<(u64, End)>, wire: Wire) -> Out {
         Out {
             tx,
             buf: BytesMut::with_capacity(CHUNK + 1024),
             journaled: 0,
             limit,
+            wire,
         }
     }
 
@@ -271,9 +301,24 @@ impl Out {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = self.buf.split().freeze();
+        let mut chunk = self.buf.split();
         self.buf.reserve(CHUNK + 1024);
-        self.tx.send(chunk).await.map_err(|_| End::ClientGone)
+        self.wire.line_end.apply(&mut chunk);
+        let chunk = chunk.freeze();
+        if !self.wire.chunk {
+            return self.tx.send(chunk).await.map_err(|_| End::ClientGone);
+        }
+        for at in 0..chunk.len() {
+            self.tx
+                .send(chunk.slice(at..at + 1))
+                .await
+                .map_err(|_| End::ClientGone)?;
+            // The pause lets the HTTP connection write this byte as its own chunk and flush it
+            // (it finds the body pending), and lets the client read it, before the next one
+            // exists. Without it a browser reads the whole burst at once and sees no split.
+            tokio::time::sleep(BYTE_PAUSE).await;
+        }
+        Ok(())
     }
 
     /// Resolves when the HTTP connection dropped the body (the client went away).

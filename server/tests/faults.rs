@@ -242,6 +242,11 @@ async fn knobs_parse_strictly_and_unknown_parameters_are_ignored() {
         ("failCount", "x"),
         ("garbage", "2"),
         ("contentType", ""),
+        ("retryAfter", "3"),
+        ("retryAfter", "-1"),
+        ("requireAuth", ""),
+        ("chunk", "2"),
+        ("lineEnd", "crcr"),
     ] {
         let response = request(
             addr,
@@ -256,4 +261,190 @@ async fn knobs_parse_strictly_and_unknown_parameters_are_ignored() {
     }
     let mut sse = Sse::connect(addr, "kn", "cb=123&cursorParam=x&foo=bar").await;
     sse.ready().await;
+}
+
+/// Reads the body of `conn` piece by piece until it ends, returning the pieces as they came.
+async fn pieces_to_end(conn: &mut Conn) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    while let Some(piece) = tokio::time::timeout(PROMPT, conn.body_chunk())
+        .await
+        .expect("the body neither ended nor sent anything")
+    {
+        pieces.push(piece);
+    }
+    pieces
+}
+
+/// Splits SSE bytes into blocks at blank lines, whatever the line ends, and parses each block.
+fn frames_any_line_end(bytes: &[u8]) -> Vec<Frame> {
+    // Lossy: a body read so far may end inside a character.
+    let text = String::from_utf8_lossy(bytes);
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+    normalized
+        .split("\n\n")
+        .filter(|block| !block.is_empty())
+        .map(|block| parse_frame(block.as_bytes()))
+        .collect()
+}
+
+#[tokio::test]
+async fn require_auth_refuses_requests_without_the_bearer_token() {
+    let server = start().await;
+    let addr = server.local_addr();
+    append(addr, "auth", "token", "secret stuff").await;
+
+    let target = "/streams/auth/events?requireAuth=s3cret";
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("Authorization", "Basic czNjcmV0")],
+        vec![("Authorization", "Bearer S3CRET")],
+    ] {
+        let refused = request(addr, "GET", target, &headers, b"").await;
+        assert_eq!(refused.status, 401, "{headers:?}");
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+        assert!(!refused.text().contains("secret stuff"));
+    }
+    // Refused requests are not SSE connections.
+    assert_eq!(stats(addr, "auth").await["connectionsTotal"], 0);
+
+    for scheme in ["Bearer", "bearer"] {
+        let token = format!("{scheme} s3cret");
+        let mut sse = Sse::connect_with(
+            addr,
+            "auth",
+            "requireAuth=s3cret",
+            &[("Authorization", &token)],
+        )
+        .await;
+        sse.ready().await;
+        assert_eq!(sse.frame().await.data.as_deref(), Some("secret stuff"));
+    }
+
+    // Authentication comes first: a refused request does not use up `failCount`.
+    let faulty = "/streams/auth2/events?requireAuth=t&status=503";
+    assert_eq!(request(addr, "GET", faulty, &[], b"").await.status, 401);
+    let bearer = [("Authorization", "Bearer t")];
+    assert_eq!(request(addr, "GET", faulty, &bearer, b"").await.status, 503);
+    let mut ok = Sse::connect_with(addr, "auth2", "requireAuth=t&status=503", &bearer).await;
+    ok.ready().await;
+}
+
+#[tokio::test]
+async fn retry_after_rides_on_429_and_503_answers() {
+    let server = start().await;
+    let addr = server.local_addr();
+    for (code, seconds) in [(429u16, "3"), (503, "0")] {
+        let key = format!("ra{code}");
+        let query = format!("status={code}&retryAfter={seconds}");
+        let failed = request(
+            addr,
+            "GET",
+            &format!("/streams/{key}/events?{query}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(failed.status, code);
+        assert_eq!(failed.header("retry-after"), Some(seconds));
+        // failCount still counts: the next connection is a stream, without the header.
+        let sse = Sse::connect(addr, &key, &query).await;
+        assert_eq!(sse.conn.header("retry-after"), None);
+    }
+    // Without a status that takes it, the knob is a mistake.
+    let bad = request(
+        addr,
+        "GET",
+        "/streams/ra/events?status=500&retryAfter=3",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("retryAfter"), "{}", bad.text());
+}
+
+#[tokio::test]
+async fn chunk_sends_every_byte_as_its_own_chunk_through_replay_and_live() {
+    let server = start().await;
+    let addr = server.local_addr();
+    for i in 1..=3 {
+        append(addr, "bytes", "token", &format!("t{i} é")).await;
+    }
+
+    // Replay, then live, on one connection.
+    let mut conn = Conn::open(addr, "GET", "/streams/bytes/events?chunk=1", &[], b"").await;
+    assert_eq!(conn.status, 200);
+    let mut body = Vec::new();
+    while frames_any_line_end(&body).len() < 4 || !body.ends_with(b"\n\n") {
+        let piece = tokio::time::timeout(PROMPT, conn.body_chunk())
+            .await
+            .expect("replay")
+            .expect("open");
+        assert_eq!(piece.len(), 1, "one byte per chunk");
+        body.extend_from_slice(&piece);
+    }
+    append(addr, "bytes", "token", "live").await;
+    append(addr, "bytes", "done", "").await;
+    let rest = pieces_to_end(&mut conn).await;
+    assert!(rest.iter().all(|piece| piece.len() == 1));
+    body.extend(rest.concat());
+
+    // The bytes are exactly those of an unchunked connection (after `ready`, whose tail moved).
+    let plain = request(addr, "GET", "/streams/bytes/events", &[], b"").await;
+    let after_ready = |text: &str| text.split_once("\n\n").unwrap().1.to_owned();
+    assert_eq!(
+        after_ready(&String::from_utf8(body.clone()).unwrap()),
+        after_ready(&plain.text())
+    );
+    let frames = frames_any_line_end(&body);
+    assert_eq!(frames[0].event, "ready");
+    assert_eq!(ids(&frames[1..]), numeric(1..=5));
+    assert_eq!(frames[1].data.as_deref(), Some("t1 é"));
+}
+
+#[tokio::test]
+async fn line_end_renders_every_line_with_that_ending() {
+    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+    let addr = server.local_addr();
+    append(addr, "ends", "token", "two\nlines").await;
+    append(addr, "ends", "done", "").await;
+    let plain = request(addr, "GET", "/streams/ends/events", &[], b"").await;
+    let lf = plain.text();
+    assert!(lf.contains("data: two\ndata: lines\n\n"), "{lf}");
+
+    for (name, ending) in [("lf", "\n"), ("cr", "\r"), ("crlf", "\r\n")] {
+        let response = request(
+            addr,
+            "GET",
+            &format!("/streams/ends/events?lineEnd={name}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(response.text(), lf.replace('\n', ending), "lineEnd={name}");
+        let frames = frames_any_line_end(&response.body);
+        assert_eq!(ids(&frames[1..]), numeric(1..=2));
+        assert_eq!(frames[1].data.as_deref(), Some("two\nlines"));
+    }
+
+    // Pings too, and with chunk=1 a CRLF is split between two chunks.
+    let mut conn = Conn::open(
+        addr,
+        "GET",
+        "/streams/pings/events?from=now&lineEnd=crlf&chunk=1",
+        &[],
+        b"",
+    )
+    .await;
+    let mut body = Vec::new();
+    while !String::from_utf8_lossy(&body).contains("event: ping\r\ndata:\r\n\r\n") {
+        let piece = tokio::time::timeout(PROMPT, conn.body_chunk())
+            .await
+            .expect("a ping")
+            .expect("open");
+        assert_eq!(piece.len(), 1, "one byte per chunk");
+        body.extend_from_slice(&piece);
+    }
+    assert!(!body.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
 }

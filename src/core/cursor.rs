@@ -167,6 +167,15 @@ fn parse_redis(s: &str) -> Option<(u64, u64)> {
     Some((parse_numeric(ms)?, parse_numeric(seq)?))
 }
 
+/// Orders two ids when both read as numeric, or both as redis, ids; `None` when either is opaque
+/// or they differ in shape.
+pub(crate) fn compare_ids(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    match (parse_numeric(a), parse_numeric(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => Some(parse_redis(a)?.cmp(&parse_redis(b)?)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +247,15 @@ mod tests {
                 len: MAX_ID_LEN + 1
             })
         );
+    }
+
+    #[test]
+    fn compares_ids_of_one_shape() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_ids("9", "10"), Some(Less));
+        assert_eq!(compare_ids("5-1", "5-0"), Some(Greater));
+        assert_eq!(compare_ids("5", "5-0"), None);
+        assert_eq!(compare_ids("a", "b"), None);
     }
 
     #[test]

@@ -112,6 +112,19 @@ impl fmt::Display for ReadyError {
 impl std::error::Error for ReadyError {}
 
 impl ReadyInfo {
+    /// The payload as a server would send it (a tab relaying its leader's join uses this).
+    pub fn to_data(&self) -> String {
+        let mut out = String::from("{\"tail\":");
+        match &self.tail {
+            Some(tail) => json::write_string(&mut out, tail),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"epoch\":");
+        json::write_string(&mut out, &self.epoch);
+        out.push('}');
+        out
+    }
+
     /// Reads a ready frame's data. `tail` may be a string, a number (kept as written) or null or
     /// absent; `epoch` must be a non-empty string. Unknown fields are ignored (forward compatible).
     pub fn parse(data: &str) -> Result<ReadyInfo, ReadyError> {
@@ -172,6 +185,22 @@ mod tests {
             })
         );
         assert_eq!(ReadyInfo::parse(r#"{"epoch":"e3"}"#).unwrap().tail, None);
+    }
+
+    #[test]
+    fn ready_data_round_trips() {
+        for info in [
+            ReadyInfo {
+                tail: Some("1-2".into()),
+                epoch: "e\"1".into(),
+            },
+            ReadyInfo {
+                tail: None,
+                epoch: "e".into(),
+            },
+        ] {
+            assert_eq!(ReadyInfo::parse(&info.to_data()), Ok(info.clone()));
+        }
     }
 
     #[test]

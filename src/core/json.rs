@@ -414,3 +414,47 @@ mod agreement_with_serde_json {
         }
     }
 }
+
+/// Appends `s` to `out` as a JSON string literal.
+pub(crate) fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let n = u32::from(c) as usize;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[n >> 4]));
+                out.push(char::from(HEX[n & 15]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod writing {
+    use super::*;
+
+    #[test]
+    fn written_strings_read_back() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and \\ slash",
+            "lines\n\r\t",
+            "\u{0}\u{1f}\u{7f}",
+            "é😀",
+        ] {
+            let mut out = String::new();
+            write_string(&mut out, s);
+            assert_eq!(parse(&out), Ok(JsonValue::String(s.to_owned())), "{out}");
+        }
+    }
+}

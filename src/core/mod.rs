@@ -11,7 +11,10 @@ mod cursor;
 mod dedup;
 mod frame;
 mod json;
+mod parser;
+mod retry_after;
 mod session;
+mod tabs;
 mod time;
 
 pub use backoff::{Backoff, BackoffPolicy};
@@ -19,8 +22,16 @@ pub use cursor::{CursorError, CursorOrder, ResolvedOrder};
 pub use dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
 pub use frame::{EventNames, Frame, RawEvent, ReadyError, ReadyInfo};
 pub use json::JsonError;
+pub use parser::{
+    ParseError, Parsed, ParserLimits, SseParser, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_LINE_LEN,
+};
+pub use retry_after::retry_after_ms;
 pub use session::{
     Command, ConfigError, ConnectionId, Cursor, Disconnect, Error, Event, Interruption, Malformed,
     MalformedKind, OpenRequest, Session, SessionConfig, StartFrom, State, Stats,
+};
+pub use tabs::{
+    CatchUp, Previous, TabBuffer, TabMessage, TabMessageError, MAX_MESSAGE_BYTES, MAX_TERM,
+    TAB_PROTOCOL_VERSION,
 };
 pub use time::Timestamp;

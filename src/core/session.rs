@@ -12,6 +12,7 @@ use super::backoff::{Backoff, BackoffPolicy};
 use super::cursor::{CursorError, CursorOrder, ResolvedOrder};
 use super::dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
 use super::frame::{EventNames, Frame, FrameKind, RawEvent, ReadyError, ReadyInfo};
+use super::parser::ParseError;
 use super::time::Timestamp;
 
 /// Largest dedup window accepted, so a typo cannot reserve gigabytes.
@@ -47,9 +48,10 @@ pub struct SessionConfig {
     pub cursor_order: CursorOrder,
     /// How many opaque ids the dedup window remembers.
     pub dedup_window: usize,
-    /// Numeric ids are consecutive (1, 2, 3, ...): a hole after the cursor means frames went
-    /// missing (a server that sent `ready` before joining), so the session reconnects from its
-    /// cursor to have the journal fill it, and reports a gap if the journal cannot.
+    /// Numeric ids are consecutive from 1 in each epoch (1, 2, 3, ...): a hole after the cursor
+    /// (or an id above 1 after joining an empty journal) means frames went missing (a server
+    /// that sent `ready` before joining), so the session reconnects from its cursor to have the
+    /// journal fill it, and reports a gap if the journal cannot.
     pub contiguous_ids: bool,
     /// How long to wait for `ready`: on first open the stream then fails closed; on a
     /// reconnect the connection is abandoned and retried.
@@ -360,6 +362,8 @@ pub enum MalformedKind {
     BadTail(CursorError),
     /// A journaled frame before the connection's `ready`: its epoch is unknown.
     BeforeReady,
+    /// Bytes the event-stream parser had to discard (a line or an event over its limits).
+    Unparsable(ParseError),
 }
 
 /// An input the session could not use. It is reported whole, so nothing is lost silently.
@@ -384,6 +388,7 @@ impl fmt::Display for Malformed {
             MalformedKind::BadReady(e) => write!(f, "{e}"),
             MalformedKind::BadTail(e) => write!(f, "the ready frame's tail: {e}"),
             MalformedKind::BeforeReady => f.write_str("a journaled frame arrived before ready"),
+            MalformedKind::Unparsable(e) => write!(f, "{e}"),
         }
     }
 }
@@ -447,6 +452,10 @@ pub struct Stats {
     pub stalls: u64,
     /// Connections the session opened.
     pub connections: u64,
+    /// Times the leading tab of the stream changed (counted by the cross-tab shell).
+    pub leader_changes: u64,
+    /// Channel messages ignored as malformed, stale or foreign (counted by the cross-tab shell).
+    pub rejected_messages: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -501,6 +510,8 @@ pub struct Session {
     contiguous_ids: bool,
     /// The last hole seen (cursor, next id): seen again after a replay, it is a real gap.
     last_hole: Option<(u64, u64)>,
+    /// The last `ready` found the journal empty: with consecutive ids the next one is 1.
+    joined_empty: bool,
     dedup: DedupWindow,
     backoff: Backoff,
     /// The last delivered id (or the `from=now` tail), in `epoch`.
@@ -541,6 +552,7 @@ impl Session {
             heartbeat_timeout: config.heartbeat_timeout,
             contiguous_ids: config.contiguous_ids,
             last_hole: None,
+            joined_empty: false,
             dedup,
             backoff: Backoff::new(config.backoff, config.seed),
             cursor,
@@ -630,6 +642,21 @@ impl Session {
     pub fn handle_heartbeat(&mut self, connection: ConnectionId, now: Timestamp) {
         if let Some(c) = self.active_mut(connection) {
             c.last_activity = now;
+        }
+    }
+
+    /// The event-stream parser discarded input on `connection` (over its limits): counted and
+    /// reported as malformed; the stream goes on.
+    pub fn handle_parse_error(&mut self, connection: ConnectionId, error: ParseError) {
+        if self.active_mut(connection).is_some() {
+            self.malformed(
+                MalformedKind::Unparsable(error),
+                RawEvent {
+                    event: "",
+                    id: None,
+                    data: "",
+                },
+            );
         }
     }
 
@@ -733,19 +760,27 @@ impl Session {
         }
     }
 
-    fn open_connection(&mut self, now: Timestamp) {
-        let id = ConnectionId(self.next_connection);
-        self.next_connection += 1;
+    /// The query a connection opened now would carry: the cursor and its epoch, or `from=now`
+    /// before the first `ready`, or nothing. A shell that moves the current connection to another
+    /// transport (a tab taking over as leader) opens it with this.
+    pub fn resume_query(&self) -> Vec<(String, String)> {
         let mut query = Vec::new();
-        let from_now = self.cursor.is_none() && self.from_now_pending;
         if let Some(cursor) = &self.cursor {
             query.push((self.cursor_param.clone(), cursor.clone()));
             if let Some(epoch) = &self.epoch {
                 query.push((self.epoch_param.clone(), epoch.clone()));
             }
-        } else if from_now {
+        } else if self.from_now_pending {
             query.push(("from".to_owned(), "now".to_owned()));
         }
+        query
+    }
+
+    fn open_connection(&mut self, now: Timestamp) {
+        let id = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        let query = self.resume_query();
+        let from_now = self.cursor.is_none() && self.from_now_pending;
         if self.stats.connections > 0 {
             self.stats.reconnects += 1;
         }
@@ -816,6 +851,7 @@ impl Session {
             }
         }
         self.epoch = Some(info.epoch.clone());
+        self.joined_empty = info.tail.is_none();
         if from_now && self.cursor.is_none() {
             if let Some(tail) = &info.tail {
                 match self.dedup.admit(tail) {
@@ -845,10 +881,20 @@ impl Session {
 
     /// For consecutive numeric ids: the hole between the cursor and `id`, if there is one.
     fn hole_before(&self, id: &str) -> Option<(u64, u64)> {
-        if !self.contiguous_ids || self.dedup.order() != Some(ResolvedOrder::Numeric) {
+        if !self.contiguous_ids
+            || self
+                .dedup
+                .order()
+                .is_some_and(|o| o != ResolvedOrder::Numeric)
+        {
             return None;
         }
-        let cursor: u64 = self.cursor.as_deref()?.parse().ok()?;
+        // Consecutive ids start at 1: after joining an empty journal, the cursor is in effect 0.
+        let cursor: u64 = match self.cursor.as_deref() {
+            Some(cursor) => cursor.parse().ok()?,
+            None if self.joined_empty => 0,
+            None => return None,
+        };
         let next: u64 = id.parse().ok()?;
         (next > cursor.saturating_add(1)).then_some((cursor, next))
     }

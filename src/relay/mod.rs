@@ -2,6 +2,7 @@
 //! JavaScript `RelayStream`, as a [`futures::Stream`] of frames.
 
 mod shell;
+mod tabs;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,6 +13,7 @@ use crate::core::{Cursor, Event, Frame, State, Stats};
 use crate::error::Error;
 use crate::options::Options;
 pub(crate) use shell::Handle;
+pub use shell::{Hooks, UnauthorizedHook};
 
 /// One journaled stream: every frame exactly once, in order, across reconnects.
 ///
@@ -54,17 +56,18 @@ impl RelayStream {
     /// Fails with [`Error::ReadyTimeout`] when no `ready` comes within `ready_timeout_ms` (the
     /// application must not dispatch then), or [`Error::Options`] for an option that cannot work.
     pub async fn open(url: &str, options: Options) -> Result<RelayStream, Error> {
-        RelayStream::open_with_signal(url, &options, None).await
+        RelayStream::open_with(url, &options, Hooks::default()).await
     }
 
-    /// [`RelayStream::open`] with an `AbortSignal` that closes the stream when it aborts.
-    pub async fn open_with_signal(
+    /// [`RelayStream::open`] with behaviour: an `AbortSignal` that closes the stream, and
+    /// `on_unauthorized` for the `fetch` transport.
+    pub async fn open_with(
         url: &str,
         options: &Options,
-        signal: Option<web_sys::AbortSignal>,
+        hooks: Hooks,
     ) -> Result<RelayStream, Error> {
         let stream = RelayStream {
-            handle: Handle::start(url, options, signal)?,
+            handle: Handle::start(url, options, hooks)?,
         };
         std::future::poll_fn(|cx| stream.handle.poll_opened(cx)).await?;
         Ok(stream)
@@ -85,9 +88,16 @@ impl RelayStream {
         self.handle.epoch()
     }
 
-    /// Counters: delivered, duplicates dropped, reconnects, resets, gaps, malformed inputs, stalls.
+    /// Counters: delivered, duplicates dropped, reconnects, resets, gaps, malformed inputs,
+    /// stalls, leader changes and rejected cross-tab messages.
     pub fn stats(&self) -> Stats {
         self.handle.stats()
+    }
+
+    /// `"leader"` (this tab owns the connection), `"follower"` (another tab does) or
+    /// `"standalone"` (not sharing across tabs).
+    pub fn role(&self) -> &'static str {
+        self.handle.role().as_str()
     }
 
     /// Calls `listener` with every non-frame event (ready, state changes, resets, reconnects,

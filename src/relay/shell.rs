@@ -10,18 +10,25 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
+use std::time::Duration;
+
+use super::tabs::{Role, Tabs};
 use crate::core::{
     Command, ConnectionId, Cursor, Disconnect, Event, Frame, RawEvent, Session, State, Stats,
 };
+use crate::core::{Parsed, SseParser, StartFrom};
 use crate::error::Error;
-use crate::options::{Options, PersistCursor};
+use crate::options::{Credentials, Options, PersistCursor, Transport};
 use crate::web::abort::AbortListener;
 use crate::web::clock;
 use crate::web::event_source::{EventSourceConnection, SourceEvent};
+use crate::web::fetch::{FetchConnection, FetchEvent, FetchRequest};
 use crate::web::page_hide::PageHideListener;
 use crate::web::storage::CursorStore;
 use crate::web::timer::Timer;
 use crate::web::url;
+use futures::future::LocalBoxFuture;
+use web_sys::RequestCredentials;
 
 /// A listener of the session's non-frame events.
 pub(crate) type Listener = Rc<dyn Fn(&Event)>;
@@ -31,21 +38,33 @@ pub(crate) type Listener = Rc<dyn Fn(&Event)>;
 #[derive(Clone)]
 pub(crate) struct Handle(Rc<Inner>);
 
-struct Inner {
+pub(super) struct Inner {
     shell: RefCell<Shell>,
     listeners: RefCell<Vec<(u64, Listener)>>,
     next_listener: Cell<u64>,
 }
 
-struct Shell {
+pub(super) struct Shell {
     /// The shell's own handle, for the closures it gives to timers and connections.
-    weak_self: Weak<Inner>,
-    session: Session,
+    pub(super) weak_self: Weak<Inner>,
+    pub(super) session: Session,
     base_url: String,
     listened: Vec<String>,
     done_event: String,
+    pub(super) ready_event: String,
+    pub(super) heartbeat: Duration,
     with_credentials: bool,
-    connection: Option<(ConnectionId, EventSourceConnection)>,
+    transport: Transport,
+    cursor_param: String,
+    /// What a `fetch` connection sends; `onUnauthorized` may replace headers.
+    request: FetchRequest,
+    on_unauthorized: Option<UnauthorizedHook>,
+    /// The session's current connection and where its frames come from.
+    pub(super) link: Option<Link>,
+    /// Sharing the stream with other tabs, when enabled and available.
+    pub(super) tabs: Option<Tabs>,
+    /// The role and cross-tab counters as they stood when the stream ended (and `tabs` went).
+    ended_tabs: Option<(Role, u64, u64)>,
     timer: Timer,
     /// Frames the session delivered that the reader has not taken yet, with their epoch.
     queue: VecDeque<(Frame, Rc<str>)>,
@@ -57,6 +76,43 @@ struct Shell {
     consumed: Option<Cursor>,
     persist: Option<Persist>,
     _abort: Option<AbortListener>,
+}
+
+/// The session's current connection.
+pub(super) struct Link {
+    pub(super) id: ConnectionId,
+    /// The session asked for `from=now` on it.
+    pub(super) from_now: bool,
+    pub(super) source: Source,
+}
+
+/// Where a connection's frames come from: the session cannot tell the difference.
+pub(super) enum Source {
+    /// A connection of this tab (held for its `Drop`, which closes it).
+    Own { _connection: OwnConnection },
+    /// A `fetch` refused with 401/403 while `onUnauthorized` looks for fresh credentials.
+    Refreshing,
+    /// The leader tab, through the channel; `welcomed` once it answered this tab's hello.
+    Leader { welcomed: bool },
+}
+
+/// A transport this tab opened, held for its `Drop` (which closes it).
+pub(super) enum OwnConnection {
+    EventSource { _held: EventSourceConnection },
+    Fetch { _held: FetchConnection },
+}
+
+/// `onUnauthorized`: given the status, fresh headers to retry with, or `None` to stop.
+pub type UnauthorizedHook =
+    Rc<dyn Fn(u16) -> LocalBoxFuture<'static, Option<Vec<(String, String)>>>>;
+
+/// The options that are behaviour rather than data.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Aborting it closes the stream (and rejects a pending open).
+    pub signal: Option<web_sys::AbortSignal>,
+    /// Called on 401/403 with the `fetch` transport.
+    pub on_unauthorized: Option<UnauthorizedHook>,
 }
 
 enum Ending {
@@ -91,11 +147,11 @@ impl Persist {
 
 impl Handle {
     /// Validates the options, creates the session and opens the first connection.
-    pub(crate) fn start(
-        url: &str,
-        options: &Options,
-        signal: Option<web_sys::AbortSignal>,
-    ) -> Result<Handle, Error> {
+    pub(crate) fn start(url: &str, options: &Options, hooks: Hooks) -> Result<Handle, Error> {
+        let Hooks {
+            signal,
+            on_unauthorized,
+        } = hooks;
         if signal.as_ref().is_some_and(|s| s.aborted()) {
             return Err(Error::Aborted);
         }
@@ -110,6 +166,7 @@ impl Handle {
             Err(e) if e.option == "resume" => options.session_config(None, seed)?,
             other => other?,
         };
+        let resumed_from = config.resume.clone();
         let session = Session::new(config, clock::now()).map_err(|e| Error::Options(e.into()))?;
         let inner = Rc::new_cyclic(|weak: &Weak<Inner>| {
             let persist = store.map(|store| Persist {
@@ -130,6 +187,15 @@ impl Handle {
                     }
                 })
             });
+            let tabs = if options.share_across_tabs {
+                let from_epoch_start = resumed_from.is_none() && options.from == StartFrom::Start;
+                let weak = weak.clone();
+                Tabs::join(&key, from_epoch_start, move |text| {
+                    with_handle(&weak, |shell| shell.on_tab_message(text));
+                })
+            } else {
+                None
+            };
             Inner {
                 shell: RefCell::new(Shell {
                     weak_self: weak.clone(),
@@ -137,8 +203,25 @@ impl Handle {
                     base_url,
                     listened: options.listened_events(),
                     done_event: options.done_event.clone(),
+                    ready_event: options.ready_event.clone(),
+                    heartbeat: Duration::from_millis(options.heartbeat_timeout_ms.into()),
                     with_credentials: options.with_credentials,
-                    connection: None,
+                    transport: options.transport,
+                    cursor_param: options.cursor_param.clone(),
+                    request: FetchRequest {
+                        method: options.method.clone(),
+                        headers: options.headers.clone(),
+                        body: options.body.clone(),
+                        credentials: match options.credentials {
+                            Credentials::Omit => RequestCredentials::Omit,
+                            Credentials::SameOrigin => RequestCredentials::SameOrigin,
+                            Credentials::Include => RequestCredentials::Include,
+                        },
+                    },
+                    on_unauthorized,
+                    link: None,
+                    tabs,
+                    ended_tabs: None,
                     timer: Timer::default(),
                     queue: VecDeque::new(),
                     epoch: Rc::from(""),
@@ -153,6 +236,7 @@ impl Handle {
                 next_listener: Cell::new(0),
             }
         });
+        inner.shell.borrow_mut().request_lock();
         let handle = Handle(inner);
         handle.drive();
         Ok(handle)
@@ -218,7 +302,21 @@ impl Handle {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.0.shell.borrow().session.stats()
+        let shell = self.0.shell.borrow();
+        let mut stats = shell.session.stats();
+        if let Some((_, leader_changes, rejected)) = shell.tab_counters() {
+            stats.leader_changes = leader_changes;
+            stats.rejected_messages = rejected;
+        }
+        stats
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.0
+            .shell
+            .borrow()
+            .tab_counters()
+            .map_or(Role::Standalone, |(role, _, _)| role)
     }
 
     pub(crate) fn cursor(&self) -> Option<Cursor> {
@@ -280,6 +378,14 @@ struct Notices {
 }
 
 impl Shell {
+    /// The tab's role and cross-tab counters, live or as they stood when the stream ended.
+    fn tab_counters(&self) -> Option<(Role, u64, u64)> {
+        match &self.tabs {
+            Some(tabs) => Some((tabs.role(), tabs.leader_changes, tabs.rejected)),
+            None => self.ended_tabs,
+        }
+    }
+
     fn register(&mut self, waker: &Waker) {
         if !self.wakers.iter().any(|w| w.will_wake(waker)) {
             self.wakers.push(waker.clone());
@@ -319,10 +425,22 @@ impl Shell {
             while let Some(command) = self.session.poll_command() {
                 progressed = true;
                 match command {
-                    Command::Open(request) => self.connect(request.connection, &request.query),
+                    Command::Open(request) => {
+                        let from_now = request.query.iter().any(|(k, v)| k == "from" && v == "now");
+                        self.link = Some(Link {
+                            id: request.connection,
+                            from_now,
+                            source: Source::Leader { welcomed: false },
+                        });
+                        if self.tabs.as_ref().is_some_and(|t| !t.leading) {
+                            self.follow();
+                        } else {
+                            self.open_own(&request.query);
+                        }
+                    }
                     Command::Close(id) => {
-                        if self.connection.as_ref().is_some_and(|(c, _)| *c == id) {
-                            self.connection = None; // drop closes it and removes its listeners
+                        if self.link.as_ref().is_some_and(|l| l.id == id) {
+                            self.link = None; // drop closes it and removes its listeners
                         }
                     }
                 }
@@ -331,6 +449,9 @@ impl Shell {
                 progressed = true;
                 match event {
                     Event::Frame(frame) => {
+                        if let Some(tabs) = self.tabs.as_mut() {
+                            tabs.delivered(&frame, &self.epoch);
+                        }
                         self.queue.push_back((frame, Rc::clone(&self.epoch)));
                         notices.woke = true;
                         continue;
@@ -343,8 +464,14 @@ impl Shell {
                             self.opened = Some(Ok(()));
                             notices.woke = true;
                         }
+                        self.leader_ready();
                     }
-                    Event::Reset { ref epoch, .. } => self.epoch = Rc::from(epoch.as_str()),
+                    Event::Reset { ref epoch, .. } => {
+                        self.epoch = Rc::from(epoch.as_str());
+                        if let Some(tabs) = self.tabs.as_mut() {
+                            tabs.reset();
+                        }
+                    }
                     Event::Failed(ref e) => {
                         let error = Error::from(e.clone());
                         if self.opened.is_none() {
@@ -356,7 +483,15 @@ impl Shell {
                     }
                     Event::StateChanged(State::Closed) => {
                         self.ending.get_or_insert(Ending::Closed);
-                        self.connection = None;
+                        self.link = None;
+                        if let Some(tabs) = self.tabs.as_mut() {
+                            tabs.flush(&self.epoch);
+                        }
+                        if let Some(tabs) = self.tabs.take() {
+                            // Dropping `tabs` releases the lock: the next tab leads.
+                            self.ended_tabs =
+                                Some((tabs.role(), tabs.leader_changes, tabs.rejected));
+                        }
                         self.flush_cursor();
                         notices.woke = true;
                     }
@@ -368,57 +503,197 @@ impl Shell {
                 break;
             }
         }
+        if let Some(tabs) = self.tabs.as_mut() {
+            tabs.flush(&self.epoch);
+        }
         self.rearm();
         notices
     }
 
-    fn connect(&mut self, id: ConnectionId, query: &[(String, String)]) {
+    /// Gives the current connection a transport of this tab's own, asking for `query`.
+    pub(super) fn open_own(&mut self, query: &[(String, String)]) {
+        let Some(id) = self.link.as_ref().map(|l| l.id) else {
+            return;
+        };
         let now = clock::now();
         let url = match url::with_query(&self.base_url, query) {
             Ok(url) => url,
             Err(_) => return self.session.handle_closed(id, Disconnect::Failed, now),
         };
         let weak = self.weak_self.clone();
-        let opened = EventSourceConnection::open(
-            &url,
-            self.with_credentials,
-            &self.listened,
-            move |event| {
-                let Some(inner) = weak.upgrade() else { return };
+        let opened = match self.transport {
+            Transport::EventSource => EventSourceConnection::open(
+                &url,
+                self.with_credentials,
+                &self.listened,
+                move |event| {
+                    with_handle(&weak, |shell| {
+                        let now = clock::now();
+                        let session = &mut shell.session;
+                        match event {
+                            SourceEvent::Open => session.handle_connected(id, now),
+                            SourceEvent::Message {
+                                event,
+                                last_event_id,
+                                data,
+                            } => {
+                                let id_field = (!last_event_id.is_empty()).then_some(last_event_id);
+                                session.handle_frame(
+                                    id,
+                                    RawEvent {
+                                        event,
+                                        id: id_field,
+                                        data,
+                                    },
+                                    now,
+                                );
+                            }
+                            SourceEvent::Error { retrying: true } => session.handle_error(id, now),
+                            SourceEvent::Error { retrying: false } => {
+                                session.handle_closed(id, Disconnect::Failed, now)
+                            }
+                        }
+                    });
+                },
+            )
+            .map(|held| OwnConnection::EventSource { _held: held }),
+            Transport::Fetch => {
+                let mut request = self.request.clone();
+                // The cursor rides in the Last-Event-ID header as well as in the query.
+                if let Some((_, cursor)) = query.iter().find(|(name, _)| *name == self.cursor_param)
                 {
-                    let mut shell = inner.shell.borrow_mut();
-                    let now = clock::now();
-                    let session = &mut shell.session;
-                    match event {
-                        SourceEvent::Open => session.handle_connected(id, now),
-                        SourceEvent::Message {
-                            event,
-                            last_event_id,
-                            data,
-                        } => {
-                            let id_field = (!last_event_id.is_empty()).then_some(last_event_id);
-                            session.handle_frame(
+                    request
+                        .headers
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case("last-event-id"));
+                    request
+                        .headers
+                        .push(("Last-Event-ID".to_owned(), cursor.clone()));
+                }
+                let mut parser = SseParser::new();
+                FetchConnection::open(&url, &request, move |event| match event {
+                    FetchEvent::Response {
+                        status,
+                        content_type,
+                        retry_after_ms,
+                    } => {
+                        let event_stream = content_type.is_some_and(is_event_stream);
+                        with_handle(&weak, |shell| {
+                            shell.on_response(id, status, event_stream, retry_after_ms)
+                        });
+                    }
+                    FetchEvent::Chunk(bytes) => {
+                        parser.feed(bytes);
+                        with_handle(&weak, |shell| shell.drain(id, &mut parser));
+                    }
+                    FetchEvent::End => {
+                        parser.finish();
+                        with_handle(&weak, |shell| {
+                            shell.drain(id, &mut parser);
+                            shell
+                                .session
+                                .handle_closed(id, Disconnect::Ended, clock::now());
+                        });
+                    }
+                    FetchEvent::Failed(_) => with_handle(&weak, |shell| {
+                        shell
+                            .session
+                            .handle_closed(id, Disconnect::Failed, clock::now())
+                    }),
+                })
+                .map(|held| OwnConnection::Fetch { _held: held })
+            }
+        };
+        match opened {
+            Ok(connection) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.source = Source::Own {
+                        _connection: connection,
+                    };
+                }
+            }
+            Err(_) => self.session.handle_closed(id, Disconnect::Failed, now),
+        }
+    }
+
+    /// Hands what the parser has to the session: one chunk's worth of frames in one go.
+    fn drain(&mut self, id: ConnectionId, parser: &mut SseParser) {
+        let now = clock::now();
+        while let Some(item) = parser.poll() {
+            match item {
+                Parsed::Event(raw) => self.session.handle_frame(id, raw, now),
+                Parsed::Comment => self.session.handle_heartbeat(id, now),
+                Parsed::Retry(delay) => self.session.handle_retry(delay),
+                Parsed::Error(error) => self.session.handle_parse_error(id, error),
+            }
+        }
+    }
+
+    /// A `fetch` response head: a stream, or a status the session decides about. A 401/403 asks
+    /// `onUnauthorized` first, if there is one.
+    fn on_response(
+        &mut self,
+        id: ConnectionId,
+        status: u16,
+        event_stream: bool,
+        retry_after_ms: Option<u64>,
+    ) {
+        let now = clock::now();
+        match status {
+            200..=299 if status != 204 && event_stream => self.session.handle_connected(id, now),
+            200..=299 if status != 204 => {
+                self.session
+                    .handle_closed(id, Disconnect::NotEventStream, now)
+            }
+            401 | 403 if self.on_unauthorized.is_some() => {
+                let Some(hook) = self.on_unauthorized.clone() else {
+                    return;
+                };
+                if let Some(link) = self.link.as_mut().filter(|l| l.id == id) {
+                    link.source = Source::Refreshing; // aborts this fetch
+                }
+                let weak = self.weak_self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let fresh = hook(status).await;
+                    with_handle(&weak, |shell| {
+                        let now = clock::now();
+                        match fresh {
+                            Some(headers) => {
+                                for (name, value) in headers {
+                                    shell
+                                        .request
+                                        .headers
+                                        .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                                    shell.request.headers.push((name, value));
+                                }
+                                shell.session.handle_closed(
+                                    id,
+                                    Disconnect::CredentialsRefreshed,
+                                    now,
+                                );
+                            }
+                            None => shell.session.handle_closed(
                                 id,
-                                RawEvent {
-                                    event,
-                                    id: id_field,
-                                    data,
+                                Disconnect::Status {
+                                    status,
+                                    retry_after: None,
                                 },
                                 now,
-                            );
+                            ),
                         }
-                        SourceEvent::Error { retrying: true } => session.handle_error(id, now),
-                        SourceEvent::Error { retrying: false } => {
-                            session.handle_closed(id, Disconnect::Failed, now)
-                        }
-                    }
-                }
-                Handle(inner).drive();
-            },
-        );
-        match opened {
-            Ok(connection) => self.connection = Some((id, connection)),
-            Err(_) => self.session.handle_closed(id, Disconnect::Failed, now),
+                    });
+                });
+            }
+            _ => {
+                let retry_after = retry_after_ms.map(Duration::from_millis);
+                self.session.handle_closed(
+                    id,
+                    Disconnect::Status {
+                        status,
+                        retry_after,
+                    },
+                    now,
+                );
+            }
         }
     }
 
@@ -426,13 +701,10 @@ impl Shell {
         let weak = self.weak_self.clone();
         self.timer
             .set(self.session.poll_timeout(), clock::now(), move || {
-                let Some(inner) = weak.upgrade() else { return };
-                {
-                    let mut shell = inner.shell.borrow_mut();
+                with_handle(&weak, |shell| {
                     shell.timer.fired();
                     shell.session.handle_timeout(clock::now());
-                }
-                Handle(inner).drive();
+                })
             });
     }
 
@@ -459,6 +731,15 @@ fn with_shell(weak: &Weak<Inner>, f: impl FnOnce(&mut Shell)) {
     }
 }
 
+/// Runs `f` on the shell if the stream still exists, then drives it: the way every browser
+/// callback that brings an input enters.
+pub(super) fn with_handle(weak: &Weak<Inner>, f: impl FnOnce(&mut Shell)) {
+    if let Some(inner) = weak.upgrade() {
+        f(&mut inner.shell.borrow_mut());
+        Handle(inner).drive();
+    }
+}
+
 /// A readable message from a thrown JavaScript value.
 pub(crate) fn describe(value: &wasm_bindgen::JsValue) -> String {
     js_sys::Reflect::get(value, &"message".into())
@@ -466,4 +747,10 @@ pub(crate) fn describe(value: &wasm_bindgen::JsValue) -> String {
         .and_then(|m| m.as_string())
         .or_else(|| value.as_string())
         .unwrap_or_else(|| "an exception without a message".to_owned())
+}
+
+/// `text/event-stream`, with or without parameters, in any case.
+fn is_event_stream(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("text/event-stream")
 }

@@ -3,12 +3,17 @@
 //! core's session.
 
 pub(crate) mod abort;
+pub(crate) mod broadcast;
 pub(crate) mod clock;
 pub(crate) mod event_source;
+pub(crate) mod fetch;
+pub(crate) mod locks;
 pub(crate) mod page_hide;
 pub(crate) mod storage;
 pub(crate) mod timer;
 pub(crate) mod url;
 
+#[cfg(test)]
+mod fetch_tests;
 #[cfg(test)]
 mod tests;
