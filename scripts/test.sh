@@ -32,3 +32,4 @@ tier "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --lib --test
 tier "tests (native)" cargo test --workspace --quiet
 tier "build (npm package)" npm run --silent build
 tier "wasm-bindgen-test (headless Chromium)" bash scripts/wasm-test.sh
+tier "end to end (headless Chromium, reference server)" bash scripts/e2e.sh

@@ -1,0 +1,19 @@
+// A small app that imports sse-relay by its package name, as an application would.
+import { RelayStream } from "sse-relay";
+
+const key = new URLSearchParams(location.search).get("key") ?? "vite-demo";
+const out = document.getElementById("out");
+const frames = [];
+window.app = { frames, done: false, error: null };
+
+try {
+  const stream = await RelayStream.open(`/streams/${key}/events`, { key, events: ["token"] });
+  await fetch(`/streams/${key}/turns?tokens=30&rateHz=0`, { method: "POST" });
+  for await (const frame of stream) {
+    frames.push({ id: frame.id, event: frame.event, data: frame.data });
+    out.textContent += `${frame.id} ${frame.event} ${frame.data}\n`;
+  }
+  window.app.done = true;
+} catch (err) {
+  window.app.error = `${err.name}: ${err.message}`;
+}

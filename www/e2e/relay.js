@@ -1,0 +1,71 @@
+// The sse-relay client under test, used as the docs say: await `RelayStream.open(url, options)`,
+// dispatch the job the moment it resolves, then render every frame of `for await`.
+//
+// Config (JSON in ?config=): { url, options, dispatch, keepTranscript }
+// Everything the tests read is on `window.e2e` (see common.js); `window.e2e.snapshot()` reads the
+// stream's state, cursor and stats at any time.
+import { RelayStream } from "/pkg/index.js";
+import { readConfig, createRun, render, dispatch, now, plain } from "./common.js";
+
+const EVENTS = ["ready", "state", "reset", "reconnecting", "gap", "malformed", "error"];
+const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections"];
+
+// Event arguments may be plain objects or class instances with getters: copy the documented fields.
+const FIELDS = {
+  ready: ["tail", "epoch"],
+  reset: ["previousEpoch", "epoch"],
+  reconnecting: ["attempt", "delayMs", "cause"],
+  gap: ["after", "next"],
+  malformed: ["kind", "message", "event", "id", "data"],
+};
+
+function copyArg(type, arg) {
+  if (arg instanceof Error || arg === null || typeof arg !== "object") return plain(arg);
+  const copy = {};
+  for (const field of FIELDS[type] ?? Object.keys(arg)) copy[field] = arg[field];
+  return plain(copy);
+}
+
+function snapshot(stream) {
+  const stats = {};
+  for (const field of STATS) stats[field] = stream.stats[field];
+  const cursor = stream.cursor ? { id: stream.cursor.id, epoch: stream.cursor.epoch } : null;
+  return { state: stream.state, epoch: stream.epoch, cursor, stats };
+}
+
+async function main(config) {
+  const run = createRun("relay", config);
+  run.snapshot = () => null;
+  run.openCalledAt = now();
+  let stream;
+  try {
+    stream = await RelayStream.open(config.url, config.options ?? {});
+  } catch (err) {
+    run.openError = plain(err);
+    run.openRejectedAt = now();
+    run.finished = true;
+    return;
+  }
+  run.openedAt = now();
+  window.stream = stream;
+  run.snapshot = () => snapshot(stream);
+  run.atOpen = snapshot(stream);
+  for (const type of EVENTS) {
+    stream.on(type, (arg) => run.events.push({ type, at: now(), arg: copyArg(type, arg) }));
+  }
+  if (config.dispatch) await dispatch(run, config.dispatch);
+  try {
+    for await (const frame of stream) {
+      // `cursor` is the last frame handed to the page, so its epoch is this frame's epoch.
+      render(run, { id: frame.id, event: frame.event, data: frame.data, epoch: stream.cursor?.epoch ?? null, at: now() });
+    }
+    run.done = run.frames.at(-1)?.event === "done";
+  } catch (err) {
+    run.error = plain(err);
+  }
+  run.final = snapshot(stream);
+  run.finished = true;
+}
+
+const config = readConfig();
+if (config) main(config);
