@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use crate::core::{CursorOrder, Event, Frame, MalformedKind, StartFrom, Stats};
 use crate::error::Error;
 use crate::options::{Credentials, Options, OptionsError, PersistCursor, Transport};
-use crate::relay::{Handle, Hooks, RelayStream, UnauthorizedHook};
+use crate::relay::{Handle, Hooks, Listener, RelayStream, UnauthorizedHook};
 use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -41,6 +41,8 @@ export interface RelayOptions {
   /** Share one connection per key across the browser's tabs (default true). */
   shareAcrossTabs?: boolean;
   signal?: AbortSignal;
+  /** Listeners registered before the first connection: they also see what happens while open() is pending. */
+  on?: { [K in keyof RelayEventMap]?: (event: RelayEventMap[K]) => void };
   /** "eventsource" (default) or "fetch": headers, POST, the HTTP status, and the core's parser. */
   transport?: "eventsource" | "fetch";
   /** fetch only */
@@ -162,25 +164,11 @@ impl JsRelayStream {
     /// Adds a listener: `ready`, `state`, `reset`, `reconnecting`, `gap`, `malformed`, `error`.
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event_type: String, listener: Function) -> Result<(), JsValue> {
-        if !EVENT_TYPES.contains(&event_type.as_str()) {
-            return Err(js_sys::TypeError::new(&format!(
-                "unknown event type {event_type:?}; expected one of {}",
-                EVENT_TYPES.join(", ")
-            ))
-            .into());
-        }
-        let wanted = event_type.clone();
-        let callback = listener.clone();
-        let id = self.stream.handle().listen(Rc::new(move |event: &Event| {
-            if let Some((kind, argument)) = event_argument(event) {
-                if kind == wanted {
-                    // A throwing listener must not break the stream; report it and go on.
-                    if let Err(e) = callback.call1(&JsValue::UNDEFINED, &argument) {
-                        report_listener_error(&e);
-                    }
-                }
-            }
-        }));
+        check_event_type(&event_type)?;
+        let id = self
+            .stream
+            .handle()
+            .listen(js_listener(event_type.clone(), listener.clone()));
         self.listeners.borrow_mut().push((event_type, listener, id));
         Ok(())
     }
@@ -234,6 +222,32 @@ impl FrameIterator {
     }
 }
 
+/// A listener that calls `listener` with the JavaScript argument of events of `event_type`.
+fn js_listener(event_type: String, listener: Function) -> Listener {
+    Rc::new(move |event: &Event| {
+        if let Some((kind, argument)) = event_argument(event) {
+            if kind == event_type {
+                // A throwing listener must not break the stream; report it and go on.
+                if let Err(e) = listener.call1(&JsValue::UNDEFINED, &argument) {
+                    report_listener_error(&e);
+                }
+            }
+        }
+    })
+}
+
+/// Checks an event type given to `on`/`off` or the `on` option.
+fn check_event_type(event_type: &str) -> Result<(), JsValue> {
+    if EVENT_TYPES.contains(&event_type) {
+        return Ok(());
+    }
+    Err(js_sys::TypeError::new(&format!(
+        "unknown event type {event_type:?}; expected one of {}",
+        EVENT_TYPES.join(", ")
+    ))
+    .into())
+}
+
 /// `onUnauthorized` as the shell calls it: the page's function, awaited if it returns a promise;
 /// `null`/`undefined` (or a throw, or a rejection) means no fresh credentials.
 fn unauthorized_hook(hook: Function) -> UnauthorizedHook {
@@ -277,6 +291,7 @@ fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
                         .map_err(|_| bad(n, "must be an AbortSignal"))?,
                 )
             }
+            "on" => hooks.on_event = Some(event_listeners(n, &v)?),
             "onUnauthorized" => {
                 let hook = v
                     .dyn_into::<Function>()
@@ -343,6 +358,36 @@ fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
         }
     }
     Ok((options, hooks))
+}
+
+/// The `on` option, `{ reconnecting(e) {...}, state(s) {...} }`: listeners registered before the
+/// first connection, so they also see what happens while `open` is pending.
+fn event_listeners(option: &str, v: &JsValue) -> Result<Listener, Error> {
+    if !v.is_object() || js_sys::Array::is_array(v) || v.is_function() {
+        return Err(bad(option, "must be an object of event types to functions"));
+    }
+    let mut listeners = Vec::new();
+    for entry in Object::entries(v.unchecked_ref::<Object>()).iter() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let event_type = pair.get(0).as_string().unwrap_or_default();
+        if check_event_type(&event_type).is_err() {
+            return Err(bad(
+                option,
+                &format!(
+                    "{event_type:?} is not an event type ({})",
+                    EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+        let listener = pair
+            .get(1)
+            .dyn_into::<Function>()
+            .map_err(|_| bad(option, "must map event types to functions"))?;
+        listeners.push(js_listener(event_type, listener));
+    }
+    Ok(Rc::new(move |event: &Event| {
+        listeners.iter().for_each(|listener| listener(event))
+    }))
 }
 
 /// Headers as a plain object of strings (`{ Authorization: "Bearer ..." }`).
@@ -591,6 +636,7 @@ mod tests {
         ("body", "\"{}\""),
         ("credentials", "\"include\""),
         ("onUnauthorized", ""),
+        ("on", ""),
     ];
 
     #[wasm_bindgen_test]
@@ -605,8 +651,12 @@ mod tests {
             js_sys::JSON::parse(&format!("{{{}}}", json.collect::<Vec<_>>().join(","))).unwrap();
         let hook = Function::new_with_args("status", "return null");
         Reflect::set(&value, &"onUnauthorized".into(), &hook).unwrap();
+        let listeners = js_sys::Object::new();
+        Reflect::set(&listeners, &"state".into(), &Function::new_no_args("")).unwrap();
+        Reflect::set(&value, &"on".into(), &listeners).unwrap();
         let (o, hooks) = read_options(&value).unwrap();
         assert!(hooks.on_unauthorized.is_some());
+        assert!(hooks.on_event.is_some());
         assert_eq!(o.transport, Transport::Fetch);
         assert!(!o.share_across_tabs);
         assert_eq!(
@@ -656,6 +706,8 @@ mod tests {
             (r#"{"headers":["A"]}"#, "headers"),
             (r#"{"credentials":"all"}"#, "credentials"),
             (r#"{"onUnauthorized":"refresh"}"#, "onUnauthorized"),
+            (r#"{"on":{"stat":null}}"#, "on"),
+            (r#"{"on":{"state":1}}"#, "on"),
         ] {
             match options_from(json) {
                 Err(Error::Options(e)) => assert_eq!(e.option, option, "{json}"),

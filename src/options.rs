@@ -221,6 +221,7 @@ fn bad(option: &str, reason: impl Into<String>) -> OptionsError {
 
 impl Options {
     /// Every option name JavaScript may pass, besides `signal` (not data: an `AbortSignal`).
+    /// `onUnauthorized` and `on` are functions, handled by the bindings.
     pub const NAMES: &'static [&'static str] = &[
         "key",
         "events",
@@ -246,6 +247,7 @@ impl Options {
         "body",
         "credentials",
         "onUnauthorized",
+        "on",
     ];
 
     /// Rejects a key that is not an option, suggesting the closest one.

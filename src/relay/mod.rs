@@ -13,7 +13,7 @@ use crate::core::{Cursor, Event, Frame, State, Stats};
 use crate::error::Error;
 use crate::options::Options;
 pub(crate) use shell::Handle;
-pub use shell::{Hooks, UnauthorizedHook};
+pub use shell::{Hooks, Listener, UnauthorizedHook};
 
 /// One journaled stream: every frame exactly once, in order, across reconnects.
 ///

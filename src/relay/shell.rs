@@ -22,7 +22,7 @@ use crate::options::{Credentials, Options, PersistCursor, Transport};
 use crate::web::abort::AbortListener;
 use crate::web::clock;
 use crate::web::event_source::{EventSourceConnection, SourceEvent};
-use crate::web::fetch::{FetchConnection, FetchEvent, FetchRequest};
+use crate::web::fetch::{FetchConnection, FetchEvent, FetchRequest, ReadGate};
 use crate::web::page_hide::PageHideListener;
 use crate::web::storage::CursorStore;
 use crate::web::timer::Timer;
@@ -30,8 +30,12 @@ use crate::web::url;
 use futures::future::LocalBoxFuture;
 use web_sys::RequestCredentials;
 
+/// Queued frames at which a `fetch` body pauses, and at which it resumes.
+const QUEUE_HIGH: usize = 8192;
+const QUEUE_LOW: usize = 2048;
+
 /// A listener of the session's non-frame events.
-pub(crate) type Listener = Rc<dyn Fn(&Event)>;
+pub type Listener = Rc<dyn Fn(&Event)>;
 
 /// A clonable handle on one running stream. Dropping handles does not close the stream; the
 /// public `RelayStream` closes it on drop.
@@ -68,6 +72,8 @@ pub(super) struct Shell {
     timer: Timer,
     /// Frames the session delivered that the reader has not taken yet, with their epoch.
     queue: VecDeque<(Frame, Rc<str>)>,
+    /// Pauses a `fetch` body while the queue is long (backpressure; `EventSource` cannot pause).
+    read_gate: Rc<ReadGate>,
     epoch: Rc<str>,
     opened: Option<Result<(), Error>>,
     ending: Option<Ending>,
@@ -113,6 +119,9 @@ pub struct Hooks {
     pub signal: Option<web_sys::AbortSignal>,
     /// Called on 401/403 with the `fetch` transport.
     pub on_unauthorized: Option<UnauthorizedHook>,
+    /// Called with every non-frame event from the very start, so retries before the first
+    /// `ready` (while `open` is pending) can be observed too.
+    pub on_event: Option<Listener>,
 }
 
 enum Ending {
@@ -151,6 +160,7 @@ impl Handle {
         let Hooks {
             signal,
             on_unauthorized,
+            on_event,
         } = hooks;
         if signal.as_ref().is_some_and(|s| s.aborted()) {
             return Err(Error::Aborted);
@@ -224,6 +234,7 @@ impl Handle {
                     ended_tabs: None,
                     timer: Timer::default(),
                     queue: VecDeque::new(),
+                    read_gate: Rc::default(),
                     epoch: Rc::from(""),
                     opened: None,
                     ending: None,
@@ -232,8 +243,9 @@ impl Handle {
                     persist,
                     _abort: abort,
                 }),
-                listeners: RefCell::new(Vec::new()),
-                next_listener: Cell::new(0),
+                // Registered before the first connection, so nothing before `ready` is missed.
+                listeners: RefCell::new(on_event.into_iter().map(|l| (0, l)).collect()),
+                next_listener: Cell::new(1),
             }
         });
         inner.shell.borrow_mut().request_lock();
@@ -394,6 +406,9 @@ impl Shell {
 
     fn take_frame(&mut self) -> Option<Frame> {
         let (frame, epoch) = self.queue.pop_front()?;
+        if self.queue.len() <= QUEUE_LOW && self.read_gate.is_closed() {
+            self.read_gate.set_closed(false);
+        }
         let done = frame.event == self.done_event;
         self.consumed = Some(Cursor {
             id: frame.id.clone(),
@@ -506,6 +521,9 @@ impl Shell {
         if let Some(tabs) = self.tabs.as_mut() {
             tabs.flush(&self.epoch);
         }
+        if self.queue.len() >= QUEUE_HIGH {
+            self.read_gate.set_closed(true);
+        }
         self.rearm();
         notices
     }
@@ -570,7 +588,8 @@ impl Shell {
                         .push(("Last-Event-ID".to_owned(), cursor.clone()));
                 }
                 let mut parser = SseParser::new();
-                FetchConnection::open(&url, &request, move |event| match event {
+                let gate = Rc::clone(&self.read_gate);
+                FetchConnection::open(&url, &request, gate, move |event| match event {
                     FetchEvent::Response {
                         status,
                         content_type,

@@ -6,8 +6,9 @@
 //! `SseParser`). A body chunk crosses from JavaScript into wasm memory with one copy, into a
 //! buffer reused for the whole response.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use futures::future::{AbortHandle, Abortable};
 use js_sys::{Promise, Uint8Array};
@@ -76,6 +77,43 @@ pub(crate) enum FetchEvent<'a> {
     Failed(String),
 }
 
+/// Backpressure: while the page is behind (its queue of frames is long), the reader waits
+/// before taking the next chunk, so memory stays bounded however fast the server sends.
+#[derive(Default)]
+pub(crate) struct ReadGate {
+    closed: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl ReadGate {
+    /// Closes (pauses reading) or opens (resumes it) the gate.
+    pub(crate) fn set_closed(&self, closed: bool) {
+        self.closed.set(closed);
+        if !closed {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Whether reading is paused.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    async fn wait_open(&self) {
+        std::future::poll_fn(|cx| {
+            if self.closed.get() {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+    }
+}
+
 /// One fetch in flight. Dropping it aborts the request (its `AbortController`), stops reading
 /// the body and releases the sink; the sink is never called again, even when it is the sink
 /// itself that drops the connection.
@@ -92,6 +130,7 @@ impl FetchConnection {
     pub(crate) fn open(
         url: &str,
         request: &FetchRequest,
+        gate: Rc<ReadGate>,
         sink: impl FnMut(FetchEvent<'_>) + 'static,
     ) -> Result<FetchConnection, JsValue> {
         let controller = AbortController::new()?;
@@ -117,7 +156,7 @@ impl FetchConnection {
         let response = JsFuture::from(global_fetch(url, &init)?);
         let closed = Rc::new(Cell::new(false));
         let (task, registration) = AbortHandle::new_pair();
-        let run = read(response, sink, Rc::clone(&closed));
+        let run = read(response, sink, Rc::clone(&closed), gate);
         wasm_bindgen_futures::spawn_local(async move {
             let _ = Abortable::new(run, registration).await;
         });
@@ -139,7 +178,12 @@ impl Drop for FetchConnection {
 
 /// Waits for the response, reports it, then reads the body to its end. Checks `closed` after
 /// every call of the sink, which may have dropped the connection.
-async fn read(response: JsFuture, mut sink: impl FnMut(FetchEvent<'_>), closed: Rc<Cell<bool>>) {
+async fn read(
+    response: JsFuture,
+    mut sink: impl FnMut(FetchEvent<'_>),
+    closed: Rc<Cell<bool>>,
+    gate: Rc<ReadGate>,
+) {
     let response: Response = match response.await {
         Ok(response) => response.unchecked_into(),
         Err(error) => {
@@ -180,6 +224,10 @@ async fn read(response: JsFuture, mut sink: impl FnMut(FetchEvent<'_>), closed: 
     };
     let mut buffer = Vec::new();
     loop {
+        gate.wait_open().await;
+        if closed.get() {
+            return;
+        }
         let result: ReadableStreamReadResult = match JsFuture::from(reader.read()).await {
             Ok(result) => result.unchecked_into(),
             Err(error) => {

@@ -136,7 +136,7 @@ async fn chunks_to_end(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Vec<Vec<u8>> {
 
 fn open(url: &str, request: &FetchRequest) -> (FetchConnection, mpsc::UnboundedReceiver<Seen>) {
     let (tx, rx) = mpsc::unbounded();
-    let connection = FetchConnection::open(url, request, record(tx)).unwrap();
+    let connection = FetchConnection::open(url, request, Rc::default(), record(tx)).unwrap();
     (connection, rx)
 }
 
@@ -314,11 +314,16 @@ async fn the_sink_may_drop_its_own_connection() {
     let slot: Rc<RefCell<Option<FetchConnection>>> = Rc::default();
     let calls = Rc::new(RefCell::new(Vec::new()));
     let (sink_slot, sink_calls) = (Rc::clone(&slot), Rc::clone(&calls));
-    let connection = FetchConnection::open(&url, &FetchRequest::default(), move |event| {
-        sink_calls.borrow_mut().push(format!("{event:?}"));
-        // Like a shell closing the stream on the status it just learned.
-        drop(sink_slot.borrow_mut().take());
-    })
+    let connection = FetchConnection::open(
+        &url,
+        &FetchRequest::default(),
+        Rc::default(),
+        move |event| {
+            sink_calls.borrow_mut().push(format!("{event:?}"));
+            // Like a shell closing the stream on the status it just learned.
+            drop(sink_slot.borrow_mut().take());
+        },
+    )
     .unwrap();
     *slot.borrow_mut() = Some(connection);
     TimeoutFuture::new(500).await;
@@ -388,7 +393,22 @@ async fn network_failures_and_bad_requests_are_reported() {
         headers: vec![("bad header".into(), "x".into())],
         ..FetchRequest::default()
     };
-    let opened = FetchConnection::open(&format!("{}/", server()), &bad, record(tx));
+    let opened = FetchConnection::open(&format!("{}/", server()), &bad, Rc::default(), record(tx));
     assert!(opened.is_err());
     assert!(matches!(rx.try_recv(), Err(e) if e.is_closed()));
+}
+
+#[wasm_bindgen_test]
+async fn a_closed_gate_pauses_the_body_until_it_opens() {
+    let key = unique_key("gate");
+    append(&key, r#"{"event":"token","data":"one"}"#).await;
+    let gate = Rc::new(super::fetch::ReadGate::default());
+    gate.set_closed(true);
+    let (tx, mut rx) = mpsc::unbounded();
+    let url = format!("{}/streams/{key}/events", server());
+    let _connection = FetchConnection::open(&url, &FetchRequest::default(), Rc::clone(&gate), record(tx)).unwrap();
+    assert!(matches!(next_within(&mut rx, 5_000).await, Some(Seen::Response { .. })), "the head arrives");
+    assert_eq!(next_within(&mut rx, 500).await, None, "no chunk is read while the gate is closed");
+    gate.set_closed(false);
+    assert!(matches!(next_within(&mut rx, 5_000).await, Some(Seen::Chunk(_))), "reading resumes");
 }
