@@ -499,10 +499,8 @@ impl Shell {
                     Event::StateChanged(State::Closed) => {
                         self.ending.get_or_insert(Ending::Closed);
                         self.link = None;
-                        if let Some(tabs) = self.tabs.as_mut() {
-                            tabs.flush(&self.epoch);
-                        }
-                        if let Some(tabs) = self.tabs.take() {
+                        if let Some(mut tabs) = self.tabs.take() {
+                            tabs.publish_now(); // the last frames, `done` among them
                             // Dropping `tabs` releases the lock: the next tab leads.
                             self.ended_tabs =
                                 Some((tabs.role(), tabs.leader_changes, tabs.rejected));
@@ -519,7 +517,7 @@ impl Shell {
             }
         }
         if let Some(tabs) = self.tabs.as_mut() {
-            tabs.flush(&self.epoch);
+            tabs.publish_soon(&self.weak_self);
         }
         if self.queue.len() >= QUEUE_HIGH {
             self.read_gate.set_closed(true);
@@ -744,7 +742,7 @@ impl Shell {
 }
 
 /// Runs `f` on the shell if the stream still exists.
-fn with_shell(weak: &Weak<Inner>, f: impl FnOnce(&mut Shell)) {
+pub(super) fn with_shell(weak: &Weak<Inner>, f: impl FnOnce(&mut Shell)) {
     if let Some(inner) = weak.upgrade() {
         f(&mut inner.shell.borrow_mut());
     }

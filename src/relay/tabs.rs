@@ -46,8 +46,11 @@ pub(crate) struct Tabs {
     pending: Vec<(String, Option<Cursor>, bool)>,
     /// Whether any follower spoke: until then the leader does not publish frames.
     followers: bool,
-    /// Frames delivered during the current pump, to publish as one message.
+    /// Frames delivered since the last publication, and their epoch: published as one message
+    /// from a 0 ms timeout, so a burst of one-frame server events becomes one channel message.
     outgoing: Vec<Frame>,
+    outgoing_epoch: String,
+    publish: Option<Timeout>,
     ping: Option<Interval>,
     silence: Option<Timeout>,
     last_hello: Option<crate::core::Timestamp>,
@@ -106,6 +109,8 @@ impl Tabs {
             pending: Vec::new(),
             followers: false,
             outgoing: Vec::new(),
+            outgoing_epoch: String::new(),
+            publish: None,
             ping: None,
             silence: None,
             last_hello: None,
@@ -145,6 +150,10 @@ impl Tabs {
         self.buffer.push(frame.clone(), epoch, previous);
         self.last_delivered = Some(frame.id.clone());
         if self.leading && self.followers {
+            if self.outgoing_epoch != epoch {
+                self.publish_now(); // a message carries the frames of one epoch
+                self.outgoing_epoch = epoch.to_owned();
+            }
             self.outgoing.push(frame.clone());
         }
     }
@@ -156,8 +165,9 @@ impl Tabs {
         self.from_epoch_start = true;
     }
 
-    /// Publishes the frames delivered during this pump, as one message.
-    pub(super) fn flush(&mut self, epoch: &str) {
+    /// Publishes the frames delivered since the last publication, now.
+    pub(super) fn publish_now(&mut self) {
+        self.publish = None;
         if self.outgoing.is_empty() {
             return;
         }
@@ -165,9 +175,24 @@ impl Tabs {
         self.post(&TabMessage::Frames {
             from: self.me.clone(),
             term: self.term,
-            epoch: epoch.to_owned(),
+            epoch: self.outgoing_epoch.clone(),
             frames,
         });
+    }
+
+    /// Publishes what was delivered once the current burst of events is over.
+    pub(super) fn publish_soon(&mut self, weak: &std::rc::Weak<super::shell::Inner>) {
+        if self.outgoing.is_empty() || self.publish.is_some() {
+            return;
+        }
+        let weak = weak.clone();
+        self.publish = Some(Timeout::new(0, move || {
+            super::shell::with_shell(&weak, |shell| {
+                if let Some(tabs) = shell.tabs.as_mut() {
+                    tabs.publish_now();
+                }
+            })
+        }));
     }
 }
 

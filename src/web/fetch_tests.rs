@@ -406,9 +406,24 @@ async fn a_closed_gate_pauses_the_body_until_it_opens() {
     gate.set_closed(true);
     let (tx, mut rx) = mpsc::unbounded();
     let url = format!("{}/streams/{key}/events", server());
-    let _connection = FetchConnection::open(&url, &FetchRequest::default(), Rc::clone(&gate), record(tx)).unwrap();
-    assert!(matches!(next_within(&mut rx, 5_000).await, Some(Seen::Response { .. })), "the head arrives");
-    assert_eq!(next_within(&mut rx, 500).await, None, "no chunk is read while the gate is closed");
+    let _connection =
+        FetchConnection::open(&url, &FetchRequest::default(), Rc::clone(&gate), record(tx))
+            .unwrap();
+    assert!(
+        matches!(
+            next_within(&mut rx, 5_000).await,
+            Some(Seen::Response { .. })
+        ),
+        "the head arrives"
+    );
+    assert_eq!(
+        next_within(&mut rx, 500).await,
+        None,
+        "no chunk is read while the gate is closed"
+    );
     gate.set_closed(false);
-    assert!(matches!(next_within(&mut rx, 5_000).await, Some(Seen::Chunk(_))), "reading resumes");
+    assert!(
+        matches!(next_within(&mut rx, 5_000).await, Some(Seen::Chunk(_))),
+        "reading resumes"
+    );
 }
