@@ -1,10 +1,15 @@
-//! Fault-injection knobs: per-connection query parameters of `GET /streams/{key}/events`.
+//! Fault injection.
 //!
-//! They ride on the URL, so a client's reconnects carry them too. Each is designed so that a
-//! correct client still makes progress: counters are per connection (`dropAfter`,
-//! `stallAfter`) or apply only to the first connections of a key (`status`, `contentType`).
-//! Some are not faults but wire shapes a client must cope with (`chunk`, `lineEnd`) or a
-//! server policy (`requireAuth`).
+//! **Knobs** are per-connection query parameters of `GET /streams/{key}/events`. They ride on
+//! the URL, so a client's reconnects carry them too. Each is designed so that a correct client
+//! still makes progress: counters are per connection (`dropAfter`, `stallAfter`) or apply only
+//! to the first connections of a key (`status`, `contentType`). Some are not faults but wire
+//! shapes a client must cope with (`chunk`, `lineEnd`) or a server policy (`requireAuth`).
+//!
+//! **Live faults** come from `POST /streams/{key}/faults` ([`FaultsRequest`]): they act on the
+//! key's connections that are open now ([`LiveFault`]: cut, stall, garbage) or arm the key's
+//! next connections ([`Armed`]: a seam duplicate, a slow join), whatever their URL says. That is
+//! what a person clicking a button in the demo needs: a fault in the middle of a turn.
 
 use std::time::Duration;
 
@@ -29,6 +34,9 @@ pub const MAX_RETRY_AFTER: u64 = 86_400;
 
 /// The longest `requireAuth` token accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
+
+/// The most connections one live-fault request may arm (`next=`).
+pub const MAX_ARM_NEXT: u64 = 1000;
 
 /// How the lines of the event stream end (`lineEnd=`). All three are valid SSE; a parser must
 /// handle each, and a CRLF split across two reads.
@@ -308,6 +316,219 @@ pub fn garbage_frames() -> Vec<u8> {
     out
 }
 
+/// A fault acting on the connections of a key that are open now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveFault {
+    /// End the response now; the client resumes from its cursor.
+    Cut,
+    /// Send nothing more, not even pings, until the client goes away (or a cut ends it).
+    Stall,
+    /// Send the [`garbage_frames`] noise now (right after `ready` if it is not sent yet).
+    Garbage,
+}
+
+impl LiveFault {
+    /// The name used in the query and in answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveFault::Cut => "cut",
+            LiveFault::Stall => "stall",
+            LiveFault::Garbage => "garbage",
+        }
+    }
+}
+
+/// One armed fault: its value and how many of the key's next connections it still applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arm {
+    /// `dupSeam` frames or `joinDelayMs` milliseconds.
+    pub value: u64,
+    /// Connections left (at least 1 while armed).
+    pub connections: u64,
+}
+
+impl Arm {
+    /// Uses the arm for one connection; returns its value, and whether it is now used up.
+    fn take(&mut self) -> (u64, bool) {
+        self.connections = self.connections.saturating_sub(1);
+        (self.value, self.connections == 0)
+    }
+
+    fn json(arm: Option<Arm>) -> serde_json::Value {
+        match arm {
+            Some(arm) => serde_json::json!({ "value": arm.value, "connections": arm.connections }),
+            None => serde_json::Value::Null,
+        }
+    }
+}
+
+/// Faults armed for the next connections of a key (kept per key, across resets: a reset ends
+/// every connection, and the reconnects are the next connections).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Armed {
+    /// Re-send the last `value` entries up to `ready.tail` after the replay.
+    pub dup_seam: Option<Arm>,
+    /// Join `value` ms late (replaces the connection's own `joinDelayMs`).
+    pub join_delay_ms: Option<Arm>,
+}
+
+/// What one new connection takes from [`Armed`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Entries up to the tail to send again after the replay.
+    pub tail_seam: usize,
+    /// The join delay to use instead of the URL's.
+    pub join_delay: Option<Duration>,
+}
+
+impl Armed {
+    /// Takes this connection's share: each armed fault once, disarmed when used up.
+    pub fn take(&mut self) -> Taken {
+        let mut taken = Taken::default();
+        if let Some(arm) = &mut self.dup_seam {
+            let (value, used_up) = arm.take();
+            taken.tail_seam = usize::try_from(value).unwrap_or(usize::MAX);
+            if used_up {
+                self.dup_seam = None;
+            }
+        }
+        if let Some(arm) = &mut self.join_delay_ms {
+            let (value, used_up) = arm.take();
+            taken.join_delay = Some(Duration::from_millis(value));
+            if used_up {
+                self.join_delay_ms = None;
+            }
+        }
+        taken
+    }
+
+    /// `{"dupSeam": {"value","connections"} | null, "joinDelayMs": … | null}`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dupSeam": Arm::json(self.dup_seam),
+            "joinDelayMs": Arm::json(self.join_delay_ms),
+        })
+    }
+}
+
+/// The query of `POST /streams/{key}/faults`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultsRequest {
+    /// Live faults for the open connections, in the order they act (garbage before a cut).
+    pub live: Vec<LiveFault>,
+    /// `dupSeam=K`: arm (K > 0) or disarm (0).
+    pub dup_seam: Option<u64>,
+    /// `joinDelayMs=D`: arm (D > 0) or disarm (0).
+    pub join_delay_ms: Option<u64>,
+    /// `next=N` (default 1): how many of the next connections the armed faults apply to.
+    pub next: u64,
+}
+
+impl FaultsRequest {
+    /// Parses the query strictly; a request that asks for nothing is an error too.
+    pub fn parse(pairs: &Pairs) -> Result<FaultsRequest, FaultsError> {
+        let cut = params::flag(pairs, "cut")?;
+        let stall = params::flag(pairs, "stall")?;
+        let garbage = params::flag(pairs, "garbage")?;
+        let dup_seam = params::int(
+            pairs,
+            "dupSeam",
+            0,
+            MAX_DUP_SEAM,
+            "an integer from 0 to 100000",
+        )?;
+        let join_delay_ms = params::int(
+            pairs,
+            "joinDelayMs",
+            0,
+            MAX_JOIN_DELAY_MS,
+            "milliseconds from 0 to 600000",
+        )?;
+        let next = params::int(pairs, "next", 1, MAX_ARM_NEXT, "an integer from 1 to 1000")?;
+        if cut && stall {
+            return Err(ParamError {
+                name: "stall",
+                value: "1".to_owned(),
+                expected: "not to come with cut=1 (a cut ends what a stall would keep open)",
+            }
+            .into());
+        }
+        if next.is_some() && dup_seam.is_none() && join_delay_ms.is_none() {
+            return Err(ParamError {
+                name: "next",
+                value: next.unwrap_or(1).to_string(),
+                expected:
+                    "to come with dupSeam or joinDelayMs (it counts the connections they arm)",
+            }
+            .into());
+        }
+        let mut live = Vec::new();
+        if garbage {
+            live.push(LiveFault::Garbage);
+        }
+        if stall {
+            live.push(LiveFault::Stall);
+        }
+        if cut {
+            live.push(LiveFault::Cut);
+        }
+        if live.is_empty() && dup_seam.is_none() && join_delay_ms.is_none() {
+            return Err(FaultsError::Nothing);
+        }
+        Ok(FaultsRequest {
+            live,
+            dup_seam,
+            join_delay_ms,
+            next: next.unwrap_or(1),
+        })
+    }
+
+    /// Applies the arming part to `armed` (0 disarms).
+    pub fn arm(&self, armed: &mut Armed) {
+        let arm = |value: u64| {
+            (value > 0).then_some(Arm {
+                value,
+                connections: self.next,
+            })
+        };
+        if let Some(k) = self.dup_seam {
+            armed.dup_seam = arm(k);
+        }
+        if let Some(d) = self.join_delay_ms {
+            armed.join_delay_ms = arm(d);
+        }
+    }
+}
+
+/// A bad `POST /streams/{key}/faults` query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultsError {
+    /// A parameter with a bad value, or parameters that do not go together.
+    Param(ParamError),
+    /// No fault asked for.
+    Nothing,
+}
+
+impl From<ParamError> for FaultsError {
+    fn from(err: ParamError) -> Self {
+        FaultsError::Param(err)
+    }
+}
+
+impl std::fmt::Display for FaultsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultsError::Param(err) => err.fmt(f),
+            FaultsError::Nothing => f.write_str(
+                "no fault given: use cut=1, stall=1, garbage=1 (on the open connections), \
+                 dupSeam=K or joinDelayMs=D (for the next connections, with next=N)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FaultsError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,5 +663,79 @@ mod tests {
                 assert!(rest.trim().is_empty());
             }
         }
+    }
+
+    #[test]
+    fn live_fault_requests_parse_strictly() {
+        let req = FaultsRequest::parse(&pairs(&[("cut", "1"), ("garbage", "true")])).unwrap();
+        assert_eq!(req.live, [LiveFault::Garbage, LiveFault::Cut]);
+        assert_eq!((req.dup_seam, req.join_delay_ms, req.next), (None, None, 1));
+        let req = FaultsRequest::parse(&pairs(&[("dupSeam", "5"), ("next", "3")])).unwrap();
+        assert!(req.live.is_empty());
+        assert_eq!((req.dup_seam, req.next), (Some(5), 3));
+
+        assert_eq!(
+            FaultsRequest::parse(&pairs(&[("cut", "0"), ("foo", "1")])),
+            Err(FaultsError::Nothing)
+        );
+        for (list, name) in [
+            (vec![("cut", "yes")], "cut"),
+            (vec![("stall", "2")], "stall"),
+            (vec![("cut", "1"), ("stall", "1")], "stall"),
+            (vec![("dupSeam", "100001")], "dupSeam"),
+            (vec![("joinDelayMs", "-1")], "joinDelayMs"),
+            (vec![("dupSeam", "1"), ("next", "0")], "next"),
+            (vec![("dupSeam", "1"), ("next", "1001")], "next"),
+            (vec![("cut", "1"), ("next", "2")], "next"),
+        ] {
+            match FaultsRequest::parse(&pairs(&list)) {
+                Err(FaultsError::Param(err)) => assert_eq!(err.name, name, "{list:?}"),
+                other => panic!("{list:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn armed_faults_apply_to_the_next_connections_then_disarm() {
+        let mut armed = Armed::default();
+        FaultsRequest::parse(&pairs(&[("dupSeam", "4"), ("next", "2")]))
+            .unwrap()
+            .arm(&mut armed);
+        FaultsRequest::parse(&pairs(&[("joinDelayMs", "250")]))
+            .unwrap()
+            .arm(&mut armed);
+        assert_eq!(
+            armed.json(),
+            serde_json::json!({
+                "dupSeam": {"value": 4, "connections": 2},
+                "joinDelayMs": {"value": 250, "connections": 1},
+            })
+        );
+        let first = armed.take();
+        assert_eq!(first.tail_seam, 4);
+        assert_eq!(first.join_delay, Some(Duration::from_millis(250)));
+        let second = armed.take();
+        assert_eq!((second.tail_seam, second.join_delay), (4, None));
+        assert_eq!(armed.take(), Taken::default());
+        assert_eq!(armed, Armed::default());
+
+        // 0 disarms; a new arm replaces the old one.
+        FaultsRequest::parse(&pairs(&[("dupSeam", "4"), ("next", "9")]))
+            .unwrap()
+            .arm(&mut armed);
+        FaultsRequest::parse(&pairs(&[("dupSeam", "2")]))
+            .unwrap()
+            .arm(&mut armed);
+        assert_eq!(
+            armed.dup_seam,
+            Some(Arm {
+                value: 2,
+                connections: 1
+            })
+        );
+        FaultsRequest::parse(&pairs(&[("dupSeam", "0")]))
+            .unwrap()
+            .arm(&mut armed);
+        assert_eq!(armed, Armed::default());
     }
 }

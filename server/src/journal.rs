@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::broadcast;
 
+use crate::faults::{Armed, LiveFault};
 use crate::id::{wall_clock_ms, Id, IdGen, IdMode};
 
 /// How many published batches a live subscriber may fall behind before it is cut off
@@ -420,6 +421,14 @@ impl Journal {
         }
     }
 
+    /// Copies handles to the last `count` retained entries with `id <= upto` into `out`,
+    /// oldest first.
+    pub fn read_last(&self, upto: Id, count: usize, out: &mut Vec<Entry>) {
+        let end = self.entries.partition_point(|e| e.id <= upto);
+        let start = end.saturating_sub(count);
+        out.extend(self.entries.range(start..end).cloned());
+    }
+
     /// Wipes the journal into a new incarnation: new epoch, ids restart, not done, fault
     /// counters cleared. Dropping the old live sender ends every live subscription of the old
     /// epoch, so open connections end and their clients reconnect into the new one.
@@ -441,12 +450,20 @@ impl Journal {
     }
 }
 
-/// One stream key: its journal and connection counters.
+/// How many live faults a connection may have pending before it skips the oldest (it reads
+/// them whenever it is not blocked writing to its client).
+pub const LIVE_FAULTS_CAPACITY: usize = 64;
+
+/// One stream key: its journal, connection counters, and live faults.
 #[derive(Debug)]
 pub struct Stream {
     journal: Mutex<Journal>,
     open: AtomicU64,
     total: AtomicU64,
+    /// Live faults for the open connections: every connection subscribes when it opens.
+    faults: broadcast::Sender<LiveFault>,
+    /// Faults armed for the next connections.
+    armed: Mutex<Armed>,
 }
 
 impl Stream {
@@ -455,7 +472,28 @@ impl Stream {
             journal: Mutex::new(Journal::new(key.as_str(), mode, retention)),
             open: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            faults: broadcast::channel(LIVE_FAULTS_CAPACITY).0,
+            armed: Mutex::new(Armed::default()),
         }
+    }
+
+    /// A receiver of the live faults sent from now on; an SSE connection holds one while it is
+    /// open, so [`Stream::send_fault`] counts it.
+    pub fn live_faults(&self) -> broadcast::Receiver<LiveFault> {
+        self.faults.subscribe()
+    }
+
+    /// Sends a live fault to every open connection of the key; returns how many got it.
+    pub fn send_fault(&self, fault: LiveFault) -> usize {
+        // An error only means no connection is open.
+        self.faults.send(fault).unwrap_or(0)
+    }
+
+    /// The armed faults, for changes; never hold the guard across an `.await`.
+    pub fn armed(&self) -> MutexGuard<'_, Armed> {
+        self.armed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Locks the journal. Never hold the guard across an `.await`. A panic while it was held
@@ -636,6 +674,22 @@ mod tests {
         );
         let ids: Vec<Id> = out.iter().map(|e| e.id).collect();
         assert_eq!(ids, [Id::Numeric(7), Id::Numeric(8)]);
+    }
+
+    #[test]
+    fn read_last_takes_the_entries_ending_at_upto() {
+        let mut journal = Journal::new("k", IdMode::Numeric, 100);
+        for i in 0..6 {
+            journal.append("token", &i.to_string()).unwrap();
+        }
+        let ids = |upto: u64, count: usize| {
+            let mut out = Vec::new();
+            journal.read_last(Id::Numeric(upto), count, &mut out);
+            out.iter().map(|e| e.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(4, 2), [Id::Numeric(3), Id::Numeric(4)]);
+        assert_eq!(ids(2, 5), [Id::Numeric(1), Id::Numeric(2)]);
+        assert_eq!(ids(6, 0), []);
     }
 
     #[test]

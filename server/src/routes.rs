@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::faults::FaultsRequest;
 use crate::id::IdMode;
 use crate::journal::StreamKey;
 use crate::params;
@@ -35,6 +36,7 @@ pub fn router(app: App) -> Router {
         .route("/streams/{key}/fill", post(producer::fill))
         .route("/streams/{key}/stats", get(stats))
         .route("/streams/{key}/reset", post(reset))
+        .route("/streams/{key}/faults", post(faults))
         .fallback(fallback)
         .layer(middleware::from_fn(cors))
         .with_state(app)
@@ -148,6 +150,7 @@ async fn stats(State(app): State<App>, Path(key): Path<String>) -> Result<Json<V
         "retention": journal.retention(),
         "connections": stream.open_connections(),
         "connectionsTotal": stream.total_connections(),
+        "armed": stream.armed().json(),
     })))
 }
 
@@ -169,5 +172,37 @@ async fn reset(
         "key": key.as_str(),
         "epoch": journal.epoch(),
         "ids": journal.mode().as_str(),
+    })))
+}
+
+/// `POST /streams/{key}/faults?cut=1|stall=1|garbage=1|dupSeam=K|joinDelayMs=D[&next=N]`:
+/// live faults on the key's open SSE connections (garbage first, then the stall or the cut),
+/// and faults armed for its next N connections. Answers
+/// `{"key","affected","live","armed"}`, `affected` being how many open connections got the live
+/// faults.
+async fn faults(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let key = StreamKey::parse(&key)?;
+    let request =
+        FaultsRequest::parse(&pairs).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let stream = app.streams.get(&key);
+    // Arm first: connections a cut ends reconnect at once, and those are the next ones.
+    let armed = {
+        let mut armed = stream.armed();
+        request.arm(&mut armed);
+        armed.json()
+    };
+    let mut affected = 0;
+    for fault in &request.live {
+        affected = affected.max(stream.send_fault(*fault));
+    }
+    Ok(Json(json!({
+        "key": key.as_str(),
+        "affected": affected,
+        "live": request.live.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "armed": armed,
     })))
 }

@@ -12,6 +12,10 @@
 //!
 //! `readyEarly=1` swaps this for the bug of DESIGN.md §1.1: snapshot, `ready`, wait, then join.
 //! Entries appended in that window are never delivered on that connection.
+//!
+//! Live faults (`POST /streams/{key}/faults`) reach every open connection on the key's fault
+//! channel: a connection acts on them wherever it waits (the join delay, the live tail, a
+//! stall) and between replay chunks.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -25,12 +29,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::faults::{authorized, garbage_frames, unauthorized, Knobs, LineEnd};
+use crate::faults::{authorized, garbage_frames, unauthorized, Knobs, LineEnd, LiveFault, Taken};
 use crate::id::{CursorError, Id};
 use crate::journal::{ConnectionGuard, Entry, Journal, Snapshot, Stream, StreamKey};
 use crate::params::{self, Pairs};
@@ -150,26 +154,36 @@ pub async fn events(
         }
         start
     };
+    // This is an SSE connection: it takes its share of the armed faults, and from now on it
+    // gets the key's live faults.
+    let faults = stream.live_faults();
+    let Taken {
+        tail_seam,
+        join_delay,
+    } = stream.armed().take();
+    let mut knobs = request.knobs;
+    if let Some(delay) = join_delay {
+        knobs.join_delay = delay;
+    }
 
     // Byte by byte, the HTTP side takes each byte before the next is queued.
-    let (tx, rx) = mpsc::channel(if request.knobs.chunk {
-        1
-    } else {
-        CHANNEL_CHUNKS
-    });
-    let limit = limit(&request.knobs);
+    let (tx, rx) = mpsc::channel(if knobs.chunk { 1 } else { CHANNEL_CHUNKS });
+    let limit = limit(&knobs);
     let wire = Wire {
-        chunk: request.knobs.chunk,
-        line_end: request.knobs.line_end,
+        chunk: knobs.chunk,
+        line_end: knobs.line_end,
     };
     let connection = Connection {
         _guard: stream.connection(),
         stream,
-        knobs: request.knobs,
+        knobs,
+        tail_seam,
         start,
         out: Out::new(tx, limit, wire),
         ping: app.config.ping,
         shutdown: app.shutdown.clone(),
+        faults,
+        ready_sent: false,
     };
     tokio::spawn(connection.run());
 
@@ -211,8 +225,10 @@ enum End {
     Done,
     /// `dropAfter` was reached.
     Dropped,
-    /// `stallAfter` was reached: stay open, silent.
+    /// `stallAfter` was reached, or a live `stall`: stay open, silent.
     Stall,
+    /// A live `cut`: the response ends; the client resumes from its cursor.
+    Cut,
     /// The live subscription fell behind the channel's capacity; the client resumes from its
     /// cursor.
     Lagged,
@@ -333,10 +349,35 @@ struct Connection {
     /// Counts the connection as open while the task lives.
     _guard: ConnectionGuard,
     knobs: Knobs,
+    /// An armed `dupSeam`: after the replay, send the last this-many entries up to the tail
+    /// again, whether this connection replayed them or its client had them already.
+    tail_seam: usize,
     start: Start,
     out: Out,
     ping: Duration,
     shutdown: watch::Receiver<bool>,
+    /// The key's live faults.
+    faults: broadcast::Receiver<LiveFault>,
+    /// Whether `ready` went out (live garbage before it waits for it).
+    ready_sent: bool,
+}
+
+/// The next live fault. Faults skipped because the connection fell behind are not worth
+/// ending it for; the channel never closes while a connection holds its stream.
+async fn next_fault(faults: &mut broadcast::Receiver<LiveFault>) -> LiveFault {
+    loop {
+        match faults.recv().await {
+            Ok(fault) => return fault,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// The shared noise of `garbage=1` and live garbage.
+fn noise() -> &'static Bytes {
+    static NOISE: OnceLock<Bytes> = OnceLock::new();
+    NOISE.get_or_init(|| Bytes::from(garbage_frames()))
 }
 
 impl Connection {
@@ -346,10 +387,15 @@ impl Connection {
             Err(end) => end,
         };
         if end == End::Stall {
-            // Silent but open: no frames, no pings, until the client gives up.
-            tokio::select! {
-                _ = self.out.closed() => {}
-                _ = shutdown_requested(&mut self.shutdown) => {}
+            // Silent but open: no frames, no pings, until the client gives up (or a live cut).
+            loop {
+                tokio::select! {
+                    _ = self.out.closed() => break,
+                    _ = shutdown_requested(&mut self.shutdown) => break,
+                    fault = next_fault(&mut self.faults) => if fault == LiveFault::Cut {
+                        break;
+                    },
+                }
             }
         }
         // Returning drops the sender, which ends the response body.
@@ -391,8 +437,22 @@ impl Connection {
             self.out.flush().await?;
             return Err(End::Done);
         }
+        self.pending_faults()?;
         for entry in seam.drain(..) {
             self.out.journaled(&entry).await?;
+        }
+        if let (true, Some(upto)) = (self.tail_seam > 0, snap.tail) {
+            let mut again = Vec::new();
+            {
+                let journal = self.stream.lock();
+                if journal.epoch() != snap.epoch {
+                    return Err(End::Reset);
+                }
+                journal.read_last(upto, self.tail_seam, &mut again);
+            }
+            for entry in &again {
+                self.out.journaled(entry).await?;
+            }
         }
         self.out.flush().await?;
 
@@ -417,6 +477,10 @@ impl Connection {
                     self.out.unjournaled(b"event: ping\ndata:\n\n");
                     self.out.flush().await?;
                 }
+                fault = next_fault(&mut self.faults) => {
+                    self.live_fault(fault)?;
+                    self.out.flush().await?;
+                }
                 _ = self.out.closed() => return Err(End::ClientGone),
                 _ = shutdown_requested(&mut self.shutdown) => return Err(End::Shutdown),
             }
@@ -435,6 +499,7 @@ impl Connection {
         let keep = self.knobs.dup_seam;
         let mut batch = Vec::new();
         loop {
+            self.pending_faults()?;
             batch.clear();
             {
                 let journal = self.stream.lock();
@@ -467,23 +532,57 @@ impl Connection {
         });
         self.out
             .unjournaled(format!("event: ready\ndata: {data}\n\n").as_bytes());
+        self.ready_sent = true;
         if self.knobs.garbage {
-            static NOISE: OnceLock<Bytes> = OnceLock::new();
-            let noise = NOISE.get_or_init(|| Bytes::from(garbage_frames()));
-            self.out.unjournaled(noise);
+            self.out.unjournaled(noise());
         }
         self.out.flush().await
     }
 
-    /// Waits `delay`, unless the client leaves or the server stops first.
+    /// Acts on one live fault: a cut or a stall ends the serving loop; garbage is queued (or,
+    /// before `ready`, sent right after it, so that `ready` stays the first frame).
+    fn live_fault(&mut self, fault: LiveFault) -> Result<(), End> {
+        match fault {
+            LiveFault::Cut => Err(End::Cut),
+            LiveFault::Stall => Err(End::Stall),
+            LiveFault::Garbage if self.ready_sent => {
+                self.out.unjournaled(noise());
+                Ok(())
+            }
+            LiveFault::Garbage => {
+                self.knobs.garbage = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Acts on the live faults received so far, where the task does not wait (between replay
+    /// chunks). Queued garbage goes out with the next flush.
+    fn pending_faults(&mut self) -> Result<(), End> {
+        loop {
+            match self.faults.try_recv() {
+                Ok(fault) => self.live_fault(fault)?,
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits `delay`, unless the client leaves, the server stops, or a live cut or stall comes
+    /// first.
     async fn pause(&mut self, delay: Duration) -> Result<(), End> {
         if delay.is_zero() {
             return Ok(());
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Ok(()),
-            _ = self.out.closed() => Err(End::ClientGone),
-            _ = shutdown_requested(&mut self.shutdown) => Err(End::Shutdown),
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Ok(()),
+                fault = next_fault(&mut self.faults) => self.live_fault(fault)?,
+                _ = self.out.closed() => return Err(End::ClientGone),
+                _ = shutdown_requested(&mut self.shutdown) => return Err(End::Shutdown),
+            }
         }
     }
 }
