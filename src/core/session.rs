@@ -266,7 +266,8 @@ pub enum Disconnect {
     },
     /// A 2xx answer that is not `text/event-stream`: retrying would get the same, so it fails.
     NotEventStream,
-    /// The shell obtained fresh credentials after a 401/403: reconnect at once.
+    /// The shell obtained fresh credentials after a 401/403: reconnect at once (the first time
+    /// since the last `ready`; after that, with backoff).
     CredentialsRefreshed,
 }
 
@@ -512,6 +513,9 @@ pub struct Session {
     last_hole: Option<(u64, u64)>,
     /// The last `ready` found the journal empty: with consecutive ids the next one is 1.
     joined_empty: bool,
+    /// Credentials were refreshed since the last `ready`: a second refusal in a row backs off
+    /// instead of retrying at once (a hook that keeps handing out refused tokens must not spin).
+    refreshed_since_ready: bool,
     dedup: DedupWindow,
     backoff: Backoff,
     /// The last delivered id (or the `from=now` tail), in `epoch`.
@@ -553,6 +557,7 @@ impl Session {
             contiguous_ids: config.contiguous_ids,
             last_hole: None,
             joined_empty: false,
+            refreshed_since_ready: false,
             dedup,
             backoff: Backoff::new(config.backoff, config.seed),
             cursor,
@@ -621,7 +626,9 @@ impl Session {
             } => self.fail(Error::Unauthorized { status }),
             Disconnect::NotEventStream => self.fail(Error::NotEventStream),
             Disconnect::CredentialsRefreshed => {
-                self.abandon(Interruption::Closed(why), now, Some(Duration::ZERO));
+                let delay = (!self.refreshed_since_ready).then_some(Duration::ZERO);
+                self.refreshed_since_ready = true;
+                self.abandon(Interruption::Closed(why), now, delay);
             }
             Disconnect::Status {
                 retry_after: Some(at_least),
@@ -875,6 +882,7 @@ impl Session {
         }
         self.from_now_pending = false;
         self.ever_ready = true;
+        self.refreshed_since_ready = false;
         self.backoff.reset();
         self.events.push_back(Event::Ready(info));
     }

@@ -501,7 +501,7 @@ impl Shell {
                         self.link = None;
                         if let Some(mut tabs) = self.tabs.take() {
                             tabs.publish_now(); // the last frames, `done` among them
-                            // Dropping `tabs` releases the lock: the next tab leads.
+                                                // Dropping `tabs` releases the lock: the next tab leads.
                             self.ended_tabs =
                                 Some((tabs.role(), tabs.leader_changes, tabs.rejected));
                         }
