@@ -3,7 +3,7 @@
 // ever replayed. A page that dispatches the moment `open()` resolves (after `ready`) gets the whole
 // turn; the naive page dispatches on the EventSource `open` event and loses the first tokens.
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const TOKENS = 200;
@@ -25,7 +25,7 @@ async function naiveLosesFirstTokens(ctx, label, query) {
   };
 }
 
-scenario(env, "1 cold-start join race: from=now, joinDelayMs=300, dispatch when open() resolves", async (ctx) => {
+matrix(env, "1 cold-start join race: from=now, joinDelayMs=300, dispatch when open() resolves", async (ctx, transport) => {
   await ctx.control(() => naiveLosesFirstTokens(ctx, "cold-naive", "from=now&joinDelayMs=300"));
 
   const key = uniqueKey("cold-relay");
@@ -79,32 +79,41 @@ async function produceAfterOpen(ctx, tab, key) {
   await ctx.api.append(key, "done", "");
 }
 
-scenario(env, "1b cold-start against a lying server (readyEarly=1) with contiguousIds", async (ctx) => {
+matrix(env, "1b cold-start against a lying server (readyEarly=1) with contiguousIds", async (ctx, transport) => {
   await ctx.control(() => naiveLosesFirstTokens(ctx, "early-naive", "from=now&joinDelayMs=300&readyEarly=1"));
 
+  // Staging: the lie hides something only if the producer appends inside the blind window (the
+  // 300 ms after `ready`). On a loaded machine the producer can start after it; then nothing is
+  // hidden, the transcript is exact without a reconnect, and the attempt proves nothing: it is run
+  // again on a new key (at most 3 attempts per case, recorded).
   const failures = [];
   for (const warm of [false, true]) {
     const label = warm ? "warm" : "fresh";
-    const key = uniqueKey(`early-relay-${label}`);
-    if (warm) await ctx.api.append(key, "token", "before the turn");
-    const tab = await ctx.relay({
-      url: `/streams/${key}/events?joinDelayMs=300&readyEarly=1`,
-      options: { key, events: ["token"], from: "now", contiguousIds: true },
-    });
-    await produceAfterOpen(ctx, tab, key);
-    await tab.until((run) => run.finished, null, { timeout: 15_000, what: `the ${label} relay stream to finish` });
-    const run = await tab.run();
-    if (run.openError) {
-      failures.push(`${label} key: open() rejected: ${JSON.stringify(run.openError)}`);
-      continue;
+    for (let attempt = 1; ; attempt++) {
+      const key = uniqueKey(`early-relay-${label}`);
+      if (warm) await ctx.api.append(key, "token", "before the turn");
+      const tab = await ctx.relay({
+        url: `/streams/${key}/events?joinDelayMs=300&readyEarly=1`,
+        options: { key, events: ["token"], from: "now", contiguousIds: true },
+      });
+      await produceAfterOpen(ctx, tab, key);
+      await tab.until((run) => run.finished, null, { timeout: 15_000, what: `the ${label} relay stream to finish` });
+      const run = await tab.run();
+      if (run.openError) {
+        failures.push(`${label} key: open() rejected: ${JSON.stringify(run.openError)}`);
+        break;
+      }
+      const journal = (await ctx.api.journal(key)).slice(warm ? 1 : 0);
+      const cmp = compare(pick(run.frames), journal);
+      const gapEvents = run.events.filter((e) => e.type === "gap");
+      const missed = cmp.exact && run.final.stats.reconnects === 0 && gapEvents.length === 0;
+      if (missed && attempt < 3) continue; // nothing was appended in the blind window
+      ctx.figure(`${label}Key`, { transcript: cmp.summary, reconnects: run.final.stats.reconnects, gaps: run.final.stats.gaps, gapEvents: gapEvents.length, attempts: attempt });
+      if (!cmp.exact) failures.push(`${label} key (ready.tail ${warm ? '"1"' : "null"}): ${cmp.summary}`);
+      if (run.final.stats.reconnects < 1) failures.push(`${label} key: no reconnect (stats.reconnects = 0) in ${attempt} attempt(s): the blind window never hid an entry`);
+      if (gapEvents.length) failures.push(`${label} key: gap events ${JSON.stringify(gapEvents)}`);
+      break;
     }
-    const journal = (await ctx.api.journal(key)).slice(warm ? 1 : 0);
-    const cmp = compare(pick(run.frames), journal);
-    const gapEvents = run.events.filter((e) => e.type === "gap");
-    ctx.figure(`${label}Key`, { transcript: cmp.summary, reconnects: run.final.stats.reconnects, gaps: run.final.stats.gaps, gapEvents: gapEvents.length });
-    if (!cmp.exact) failures.push(`${label} key (ready.tail ${warm ? '"1"' : "null"}): ${cmp.summary}`);
-    if (run.final.stats.reconnects < 1) failures.push(`${label} key: no reconnect (stats.reconnects = 0)`);
-    if (gapEvents.length) failures.push(`${label} key: gap events ${JSON.stringify(gapEvents)}`);
   }
 
   // Informational: the same lie without contiguousIds.

@@ -2,7 +2,7 @@
 // attaches. `from: "start"` replays the whole journal: every token and `done`, exactly once. The
 // naive page attaching with `from=now` (a no-replay broker) gets nothing: no token, no `done`.
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const TOKENS = 50;
@@ -14,7 +14,7 @@ async function finishedTurn(ctx, label) {
   return { key, journal: await ctx.api.journal(key) };
 }
 
-scenario(env, "2 late attach after completion: from start, whole transcript and done once", async (ctx) => {
+matrix(env, "2 late attach after completion: from start, whole transcript and done once", async (ctx, transport) => {
   await ctx.control(async () => {
     const { key, journal } = await finishedTurn(ctx, "late-naive");
     const tab = await ctx.naive({ url: `/streams/${key}/events?from=now`, events: ["token"] });

@@ -4,13 +4,13 @@
 // way many apps do, with a NEW EventSource and so no cursor: from the start it renders the same
 // frames again (and never gets past the first 37), from now it skips what came in the gap.
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const TOKENS = 500;
 const DROP_AFTER = 37;
 
-scenario(env, "3 gap across reconnects: dropAfter=37 during a 500-token burst", async (ctx) => {
+matrix(env, "3 gap across reconnects: dropAfter=37 during a 500-token burst", async (ctx, transport) => {
   await ctx.control(async () => {
     const details = [];
     let failed = true;

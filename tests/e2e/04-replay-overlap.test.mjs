@@ -3,7 +3,7 @@
 // at the seam, as if they also came live. The relay drops them by id: every frame once and
 // `stats.duplicates` >= 1. The naive page renders them twice.
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const SEAM = 5;
@@ -16,24 +16,45 @@ async function midTurn(ctx, label) {
   return key;
 }
 
-scenario(env, "4 replay/live overlap: dupSeam=5 on a mid-turn attach", async (ctx) => {
+// Staging: the seam exists only if the client's connection joins while the turn still runs. On a
+// loaded machine a page can take longer to start than the rest of the 2 s turn; then the replay
+// holds `done`, no seam is sent, and the attempt proves nothing either way: it is run again (at most
+// 3 attempts, recorded). For the relay, `ready.tail` tells (the turn was over at the join when the
+// tail is the `done` id); for the naive page, whether the turn was over when its stream opened.
+const ATTEMPTS = 3;
+
+matrix(env, "4 replay/live overlap: dupSeam=5 on a mid-turn attach", async (ctx) => {
   await ctx.control(async () => {
-    const key = await midTurn(ctx, "seam-naive");
-    const tab = await ctx.naive({ url: `/streams/${key}/events?dupSeam=${SEAM}`, events: ["token"] });
-    await ctx.api.waitDone(key);
-    await tab.until((run) => run.done, null, { timeout: 10_000, what: "the naive stream to finish" });
-    const cmp = compare(pick((await tab.run()).frames), await ctx.api.journal(key));
-    return { failed: cmp.duplicateCount > 0, detail: `naive mid-turn attach: ${cmp.summary}` };
+    for (let attempt = 1; ; attempt++) {
+      const key = await midTurn(ctx, "seam-naive");
+      const tab = await ctx.naive({ url: `/streams/${key}/events?dupSeam=${SEAM}`, events: ["token"] });
+      await tab.until((run) => run.opens.length >= 1, null, { what: "the naive stream to open" });
+      const overAtOpen = (await ctx.api.stats(key)).done;
+      await ctx.api.waitDone(key);
+      await tab.until((run) => run.done, null, { timeout: 10_000, what: "the naive stream to finish" });
+      const cmp = compare(pick((await tab.run()).frames), await ctx.api.journal(key));
+      if (overAtOpen && cmp.duplicateCount === 0 && attempt < ATTEMPTS) continue;
+      return { failed: cmp.duplicateCount > 0, detail: `naive mid-turn attach (attempt ${attempt}): ${cmp.summary}` };
+    }
   });
 
-  const key = await midTurn(ctx, "seam-relay");
-  const tab = await ctx.relay({ url: `/streams/${key}/events?dupSeam=${SEAM}`, options: { key, events: ["token"] } });
-  await tab.until((run) => run.finished, null, { timeout: 15_000, what: "the relay stream to finish" });
-  const run = await tab.run();
-  assert.equal(run.openError, undefined, `open() rejected: ${JSON.stringify(run.openError)}`);
-  const cmp = compare(pick(run.frames), await ctx.api.journal(key));
-  ctx.figure("duplicatesDropped", run.final.stats.duplicates);
-  assert.ok(cmp.exact, `relay transcript: ${cmp.summary}`);
-  assert.ok(run.final.stats.duplicates >= 1, `stats.duplicates = ${run.final.stats.duplicates}`);
-  assert.equal(run.final.stats.reconnects, 0);
+  for (let attempt = 1; ; attempt++) {
+    const key = await midTurn(ctx, "seam-relay");
+    const tab = await ctx.relay({ url: `/streams/${key}/events?dupSeam=${SEAM}`, options: { key, events: ["token"] }, listenEarly: true });
+    await tab.until((run) => run.finished, null, { timeout: 15_000, what: "the relay stream to finish" });
+    const run = await tab.run();
+    assert.equal(run.openError, undefined, `open() rejected: ${JSON.stringify(run.openError)}`);
+    const journal = await ctx.api.journal(key);
+    const cmp = compare(pick(run.frames), journal);
+    assert.ok(cmp.exact, `relay transcript: ${cmp.summary}`);
+    const tail = run.events.find((e) => e.type === "ready")?.arg.tail;
+    if (tail === journal.at(-1).id && attempt < ATTEMPTS) continue; // joined after the turn: no seam
+    ctx.figure("attempts", attempt);
+    ctx.figure("readyTail", tail);
+    ctx.figure("duplicatesDropped", run.final.stats.duplicates);
+    assert.notEqual(tail, journal.at(-1).id, `the relay joined after the turn ended in all ${ATTEMPTS} attempts: no seam to test`);
+    assert.ok(run.final.stats.duplicates >= 1, `stats.duplicates = ${run.final.stats.duplicates}`);
+    assert.equal(run.final.stats.reconnects, 0);
+    break;
+  }
 });

@@ -5,7 +5,7 @@
 // Measured: from the last frame before each stall to the `reconnecting` event (the watchdog) and to
 // the next frame (the recovery).
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite({ pingMs: 300 });
 const HEARTBEAT_MS = 1000;
@@ -13,7 +13,7 @@ const TOKENS = 60;
 const STALL_AFTER = 25;
 const turn = (key) => `/streams/${key}/turns?tokens=${TOKENS}&rateHz=0`;
 
-scenario(env, "5 stall: stallAfter=25, heartbeatTimeoutMs=1000, watchdog reconnects", async (ctx) => {
+matrix(env, "5 stall: stallAfter=25, heartbeatTimeoutMs=1000, watchdog reconnects", async (ctx, transport) => {
   await ctx.control(async () => {
     const key = uniqueKey("stall-naive");
     const tab = await ctx.naive({ url: `/streams/${key}/events?stallAfter=${STALL_AFTER}`, events: ["token"], dispatch: turn(key) });

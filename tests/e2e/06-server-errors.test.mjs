@@ -9,7 +9,7 @@
 // 500 case then resets the journal mid-turn (a reset re-arms `failCount` and ends the connection):
 // the relay's reconnects meet two more 500s, in view of `on("reconnecting")`.
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const BACKOFF_MAX_MS = 30_000; // the documented default
@@ -56,7 +56,7 @@ async function naiveStopsOnStatus(ctx, status) {
   };
 }
 
-scenario(env, "6 server errors: HTTP 500 twice, backoff with jitter, nothing lost", async (ctx) => {
+matrix(env, "6 server errors: HTTP 500 twice, backoff with jitter, nothing lost", async (ctx, transport) => {
   await ctx.control(() => naiveStopsOnStatus(ctx, 500));
 
   const key = uniqueKey("status-500-relay");
@@ -105,7 +105,7 @@ scenario(env, "6 server errors: HTTP 500 twice, backoff with jitter, nothing los
   assert.equal(tab.streams.filter((s) => s.status === 500).length, 4, "four 500s in all");
 });
 
-scenario(env, "6b server errors: HTTP 404 twice, then recovery, nothing lost", async (ctx) => {
+matrix(env, "6b server errors: HTTP 404 twice, then recovery, nothing lost", async (ctx, transport) => {
   await ctx.control(() => naiveStopsOnStatus(ctx, 404));
 
   const key = uniqueKey("status-404-relay");
@@ -126,7 +126,7 @@ scenario(env, "6b server errors: HTTP 404 twice, then recovery, nothing lost", a
   assert.ok(gaps.every((g) => g >= 0 && g <= BACKOFF_MAX_MS + 1000), `gaps ${gaps}`);
 });
 
-scenario(env, "6c ready never arrives: RelayTimeoutError, stream closed, no dispatch", async (ctx) => {
+matrix(env, "6c ready never arrives: RelayTimeoutError, stream closed, no dispatch", async (ctx, transport) => {
   await ctx.control(async () => {
     const key = uniqueKey("timeout-naive");
     const tab = await ctx.naive({

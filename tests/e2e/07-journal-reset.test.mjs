@@ -4,7 +4,7 @@
 // page lets the browser reconnect with its old Last-Event-ID and no epoch: the server reads that
 // id in the new epoch and skips B's first frames (or all of them).
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const B_TOKENS = 60;
@@ -16,7 +16,7 @@ async function appendTurnB(ctx, key) {
 }
 const isB = (frame) => frame.data.includes('"turn":"B"');
 
-scenario(env, "7 journal reset mid-stream: reset event, then the new epoch whole", async (ctx) => {
+matrix(env, "7 journal reset mid-stream: reset event, then the new epoch whole", async (ctx, transport) => {
   await ctx.control(async () => {
     const key = uniqueKey("reset-naive");
     const tab = await ctx.naive({ url: `/streams/${key}/events`, events: ["token"], dispatch: `/streams/${key}/turns?tokens=200&rateHz=50` });

@@ -4,12 +4,12 @@
 // keep their transcript in sessionStorage as they render (`keepTranscript`), which is what the
 // test compares. The naive page after a reload opens the same URL again and starts over.
 import assert from "node:assert/strict";
-import { compare, pick, scenario, suite, uniqueKey } from "./harness.mjs";
+import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const turn = (key) => `/streams/${key}/turns?tokens=80&rateHz=25`;
 
-scenario(env, "9 reload with persistCursor session: resumes after the last rendered frame", async (ctx) => {
+matrix(env, "9 reload with persistCursor session: resumes after the last rendered frame", async (ctx, transport) => {
   await ctx.control(async () => {
     const key = uniqueKey("reload-naive");
     const tab = await ctx.naive({ url: `/streams/${key}/events`, events: ["token"], keepTranscript: true });

@@ -457,3 +457,212 @@ function writeRecords(records) {
   }
   writeFileSync(join(E2E_DIR, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The transport matrix (issue 7)
+//
+// `matrix(env, name, body)` declares one scenario per transport: `name` on `eventsource` (the
+// default transport: the record keeps its plain name) and `name [fetch]` on `fetch`, each with
+// `transport` in its record. `body(ctx, transport)` is the scenario; `ctx.relay(config)` opens the
+// relay page with `options.transport` set to the run's transport. The negative control (the naive
+// client: it tests the scenario, not the transport) runs ONCE per scenario: the first transport's
+// run executes it, the others reuse its outcome; every record carries `control`, `controlDetail`
+// and `controlRanIn` (the name of the record whose run executed it).
+
+export const TRANSPORTS = ["eventsource", "fetch"];
+
+/** A scenario's record name on `transport`: `eventsource` keeps the plain name. */
+export const matrixName = (name, transport) => (transport === "eventsource" ? name : `${name} [${transport}]`);
+
+/** A copy of a relay page config with `options.transport` set (unless the config sets its own). */
+export function withTransport(config, transport) {
+  const options = { ...(config.options ?? {}) };
+  if (options.transport === undefined && transport !== "eventsource") options.transport = transport;
+  return { ...config, options };
+}
+
+class MatrixScenario extends Scenario {
+  constructor(env, record, transport, controlKey) {
+    super(env, record);
+    this.transport = transport;
+    this.controlKey = controlKey;
+  }
+
+  /** A tab with the relay page open on `config`, on this run's transport. */
+  async relay(config) {
+    const tab = await (await this.tab()).open("relay", withTransport(config, this.transport));
+    (this.relayTabs ??= []).push(tab);
+    return tab;
+  }
+
+  /**
+   * Checks that the relay pages really used this run's transport: the browser's resource type of
+   * every request they made to an events endpoint is `eventsource` or `fetch` (so a `transport`
+   * option the package ignored could not pass the fetch column on EventSource).
+   */
+  async checkTransport() {
+    const seen = new Set();
+    for (const tab of this.relayTabs ?? []) {
+      for (const s of tab.streams) seen.add(s.request.resourceType());
+    }
+    this.record.requestTypes = [...seen];
+    const wrong = [...seen].filter((type) => type !== this.transport);
+    if (wrong.length) throw new Error(`the relay pages' requests were ${JSON.stringify([...seen])}, not ${this.transport}`);
+  }
+
+  /** The scenario's negative control, run once for all transports (see above). */
+  async control(body) {
+    this.env.controls ??= new Map();
+    let shared = this.env.controls.get(this.controlKey);
+    if (!shared) {
+      shared = {
+        ranIn: this.record.name,
+        outcome: (async () => {
+          try {
+            return { value: await body() };
+          } catch (err) {
+            return { error: err };
+          }
+        })(),
+      };
+      this.env.controls.set(this.controlKey, shared);
+    }
+    const { value, error } = await shared.outcome;
+    this.record.controlRanIn = shared.ranIn;
+    if (error) {
+      this.record.control = `control errored: ${error.message.split("\n")[0]}`;
+      throw error;
+    }
+    this.record.controlDetail = value.detail;
+    if (value.failed) {
+      this.record.control = "failed-as-expected";
+      return;
+    }
+    this.record.control = `naive client did not fail: ${value.detail}`;
+    throw new Error(`negative control did not fail: ${value.detail}`);
+  }
+}
+
+/**
+ * Declares a scenario on each of `transports` (default: both). Options as for `scenario`, plus
+ * `transports`.
+ */
+export function matrix(env, name, body, { transports = TRANSPORTS, timeout = 90_000, control = "not run" } = {}) {
+  for (const transport of transports) {
+    const recordName = matrixName(name, transport);
+    test(recordName, { timeout }, async () => {
+      const record = { name: recordName, transport, passed: false, control };
+      env.records.push(record);
+      const ctx = new MatrixScenario(env, record, transport, name);
+      const started = Date.now();
+      try {
+        await body(ctx, transport);
+        await ctx.checkTransport();
+        record.passed = true;
+      } catch (err) {
+        record.error = err.message.split("\n")[0];
+        const dump = ctx.consoleDump();
+        if (dump.trim()) err.message += `\n${dump}`;
+        throw err;
+      } finally {
+        record.seconds = Math.round((Date.now() - started) / 100) / 10;
+        await ctx.close();
+        writeRecords(env.records);
+      }
+    });
+  }
+}
+
+/**
+ * Gaps on the wire, in ms, between the end of each failed response (status not 200) of `tab` and
+ * the next request to an events endpoint, from the browser's own request timings:
+ * `[{status, gapMs}]`.
+ */
+export async function failedResponseGaps(tab) {
+  await tab.page.waitForLoadState(); // timings of finished requests are final
+  const gaps = [];
+  for (let i = 0; i + 1 < tab.streams.length; i++) {
+    const failed = tab.streams[i];
+    if (failed.status === 200 || failed.status === null) continue;
+    const t = failed.request.timing();
+    const next = tab.streams[i + 1].request.timing();
+    gaps.push({ status: failed.status, gapMs: Math.round(next.startTime - (t.startTime + t.responseEnd)) });
+  }
+  return gaps;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several tabs in one browser context (cross-tab scenarios, issue 5)
+//
+// `ctx.tab()` gives every tab its own context: no shared BroadcastChannel, Web Locks or storage.
+// Tabs of one browser share them, so cross-tab scenarios open a group: `const g = await
+// ctx.group()`, then `g.relay(config)`, `g.naive(config)`, `g.page(path)`; every tab of the group
+// lives in one context (closed with the scenario like any tab).
+
+/** Tabs of one browser context. `initScript` (a function, with `initArg`) runs in each of its pages before their scripts. */
+export class TabGroup {
+  constructor(scenario, context) {
+    this.scenario = scenario;
+    this.context = context;
+    this.tabs = [];
+  }
+
+  /** A new, empty tab in the group. */
+  async tab() {
+    const page = await this.context.newPage();
+    const tab = new Tab(this.context, page, this.scenario.env.base);
+    this.scenario.tabs.push(tab);
+    this.tabs.push(tab);
+    return tab;
+  }
+
+  /** A tab of the group with the relay page open on `config`. */
+  async relay(config) {
+    return (await this.tab()).open("relay", config);
+  }
+
+  /** A tab of the group with the naive page open on `config`. */
+  async naive(config) {
+    return (await this.tab()).open("naive", config);
+  }
+
+  /** A tab of the group on another harness page (`tabs`: several streams in one page, or none). */
+  async open(kind, config = {}) {
+    return (await this.tab()).open(kind, config);
+  }
+}
+
+/** Opens a group of tabs sharing one browser context (see `TabGroup`). */
+Scenario.prototype.group = async function group({ initScript, initArg } = {}) {
+  const context = await this.env.browser.newContext();
+  if (initScript) await context.addInitScript(initScript, initArg);
+  return new TabGroup(this, context);
+};
+
+/**
+ * Declares a scenario that shows a known defect of the library (reported, to be fixed in the
+ * library, not in the test): it runs and records like `scenario`, its record carries
+ * `knownIssue`, and node:test reports it as TODO so that its failure does not fail the run. Once
+ * it passes, drop the flag (declare it with `scenario`).
+ */
+export function knownIssue(env, name, issue, body, { timeout = 90_000, control = "not run" } = {}) {
+  test(name, { timeout, todo: issue }, async () => {
+    const record = { name, passed: false, control, knownIssue: issue };
+    env.records.push(record);
+    const ctx = new Scenario(env, record);
+    const started = Date.now();
+    try {
+      await body(ctx);
+      record.passed = true;
+    } catch (err) {
+      record.error = err.message.split("\n")[0];
+      const dump = ctx.consoleDump();
+      if (dump.trim()) err.message += `\n${dump}`;
+      throw err;
+    } finally {
+      record.seconds = Math.round((Date.now() - started) / 100) / 10;
+      await ctx.close();
+      writeRecords(env.records);
+    }
+  });
+}

@@ -1,14 +1,15 @@
 // The sse-relay client under test, used as the docs say: await `RelayStream.open(url, options)`,
 // dispatch the job the moment it resolves, then render every frame of `for await`.
 //
-// Config (JSON in ?config=): { url, options, dispatch, keepTranscript }
+// Config (JSON in ?config=): { url, options, dispatch, keepTranscript, onUnauthorized, onUnauthorizedAsync,
+// listenEarly }
 // Everything the tests read is on `window.e2e` (see common.js); `window.e2e.snapshot()` reads the
 // stream's state, cursor and stats at any time.
 import { RelayStream } from "/pkg/index.js";
 import { readConfig, createRun, render, dispatch, now, plain } from "./common.js";
 
 const EVENTS = ["ready", "state", "reset", "reconnecting", "gap", "malformed", "error"];
-const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections"];
+const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages"];
 
 // Event arguments may be plain objects or class instances with getters: copy the documented fields.
 const FIELDS = {
@@ -30,7 +31,7 @@ function snapshot(stream) {
   const stats = {};
   for (const field of STATS) stats[field] = stream.stats[field];
   const cursor = stream.cursor ? { id: stream.cursor.id, epoch: stream.cursor.epoch } : null;
-  return { state: stream.state, epoch: stream.epoch, cursor, stats };
+  return { state: stream.state, role: stream.role, epoch: stream.epoch, cursor, stats };
 }
 
 async function main(config) {
@@ -38,8 +39,25 @@ async function main(config) {
   run.snapshot = () => null;
   run.openCalledAt = now();
   let stream;
+  const options = { ...(config.options ?? {}) };
+  // `onUnauthorized` cannot ride in JSON: `config.onUnauthorized` scripts it, a list of answers
+  // (headers or null) given in turn (the last one repeats); each call is logged on `run.unauthorized`.
+  if (config.onUnauthorized) {
+    run.unauthorized = [];
+    options.onUnauthorized = (status) => {
+      const answers = config.onUnauthorized;
+      const answer = answers[Math.min(run.unauthorized.length, answers.length - 1)];
+      run.unauthorized.push({ status, at: now(), answer });
+      return config.onUnauthorizedAsync ? new Promise((r) => setTimeout(() => r(answer), 10)) : answer;
+    };
+  }
+  // `listenEarly`: subscribe through the `on` option of open() (listeners registered before the
+  // first connection) instead of `stream.on()` after open() resolved, so the record also holds what
+  // happened while open() was pending.
+  const record = (type) => (arg) => run.events.push({ type, at: now(), arg: copyArg(type, arg) });
+  if (config.listenEarly) options.on = Object.fromEntries(EVENTS.map((type) => [type, record(type)]));
   try {
-    stream = await RelayStream.open(config.url, config.options ?? {});
+    stream = await RelayStream.open(config.url, options);
   } catch (err) {
     run.openError = plain(err);
     run.openRejectedAt = now();
@@ -50,8 +68,8 @@ async function main(config) {
   window.stream = stream;
   run.snapshot = () => snapshot(stream);
   run.atOpen = snapshot(stream);
-  for (const type of EVENTS) {
-    stream.on(type, (arg) => run.events.push({ type, at: now(), arg: copyArg(type, arg) }));
+  if (!config.listenEarly) {
+    for (const type of EVENTS) stream.on(type, record(type));
   }
   if (config.dispatch) await dispatch(run, config.dispatch);
   try {
