@@ -476,10 +476,16 @@ impl TabBuffer {
                     frames: Vec::new(),
                     complete: true,
                 }
-            } else {
+            } else if self.base == Base::Start {
                 CatchUp {
                     frames: all(),
-                    complete: self.base == Base::Start,
+                    complete: true,
+                }
+            } else {
+                // An incomplete catch-up carries nothing: the follower replays on its own.
+                CatchUp {
+                    frames: Vec::new(),
+                    complete: false,
                 }
             };
         };

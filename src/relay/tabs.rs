@@ -368,8 +368,9 @@ impl Shell {
             if tabs.leading {
                 self.step_down();
                 self.request_lock();
-            } else if self.link.is_some() {
-                // A new leader: make sure it knows where we are, so it fills any gap.
+            } else if self.link.is_some() && !matches!(message, TabMessage::Welcome { .. }) {
+                // A new leader: make sure it knows where we are, so it fills any gap (a welcome
+                // already answers our hello).
                 self.follow();
             }
         } else if term < tabs.term || tabs.leader.as_deref() != Some(from.as_str()) {
@@ -382,7 +383,11 @@ impl Shell {
         if tabs.leading {
             return;
         }
-        tabs.silence = None;
+        // Only a leader that serves (welcome, ready, frames, ping) proves it is there: an
+        // announcement alone, possibly forged, must not cancel the wait for one.
+        if !matches!(message, TabMessage::Leader { .. }) {
+            tabs.silence = None;
+        }
         let Some(link) = self.link.as_ref() else {
             return;
         };
