@@ -13,23 +13,10 @@ use wasm_bindgen_test::wasm_bindgen_test;
 use web_sys::{RequestInit, Response};
 
 use super::fetch::{FetchConnection, FetchEvent, FetchRequest};
+use super::tests::{server, unique_key};
 use crate::core::{Parsed, SseParser};
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-fn server() -> &'static str {
-    // Read at build time; without it these tests fail (they never skip).
-    match option_env!("SSE_RELAY_TEST_SERVER") {
-        Some(url) => url,
-        None => {
-            panic!("SSE_RELAY_TEST_SERVER names the reference server (run scripts/wasm-test.sh)")
-        }
-    }
-}
-
-fn unique_key(name: &str) -> String {
-    format!("{name}-{}", (js_sys::Math::random() * 1e12) as u64)
-}
 
 /// One plain request with the browser's own `fetch` (not the adapter under test): status and
 /// body text.

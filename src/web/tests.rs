@@ -22,8 +22,9 @@ use crate::core::{Cursor, Timestamp};
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-fn server() -> &'static str {
-    // Read at build time; without it the tests that need the server fail (they never skip).
+/// The reference server's URL, read at build time; without it the tests that need the server
+/// fail (they never skip). Shared by every browser test module.
+pub(super) fn server() -> &'static str {
     match option_env!("SSE_RELAY_TEST_SERVER") {
         Some(url) => url,
         None => {
@@ -32,7 +33,8 @@ fn server() -> &'static str {
     }
 }
 
-fn unique_key(name: &str) -> String {
+/// A stream key no other test uses.
+pub(super) fn unique_key(name: &str) -> String {
     format!("{name}-{}", (js_sys::Math::random() * 1e12) as u64)
 }
 
