@@ -237,7 +237,9 @@ export function writeReport({ root, date, commit, dirty, machine, results, previ
     L.push("interval) by category, times the main thread's CPU time per frame in the same run (CDP");
     L.push("`ThreadTime`), in µs per delivered frame. sse-relay runs a build whose wasm keeps its function");
     L.push("names (`wasm-opt -Oz -g`, otherwise the same). `(program)` is the browser's own native work on the");
-    L.push("main thread (for `EventSource`: receiving the body, parsing the SSE, dispatching events).");
+    L.push("main thread (for `EventSource`: receiving the body, parsing the SSE, dispatching events). The");
+    L.push("profiler's own cost is in these runs (compare the unprofiled CPU column of the throughput table):");
+    L.push("read the shares, and the µs as relative sizes.");
     L.push("");
     const ids = Object.keys(pr.profiles);
     const cats = [...new Set(ids.flatMap((id) => pr.profiles[id].categories.map((c) => c.name)))];
@@ -278,9 +280,12 @@ export function writeReport({ root, date, commit, dirty, machine, results, previ
   L.push("`npm run bench` (after `npm test`'s setup: Rust with the wasm32 target, wasm-bindgen-cli,");
   L.push("`/usr/bin/chromium`, `npm ci`). It builds the package (`npm run build`) and the release server,");
   L.push("bundles the anchors from node_modules into `target/bench-site/`, and runs everything above.");
-  L.push("`BENCH_RUNS`, `BENCH_FAILOVERS`, `BENCH_MEMORY_FRAMES`, `BENCH_PROFILE=0` and `BENCH_SKIP_BUILD=1`");
-  L.push("tune it; the full details of the last run (every sample, the profiles) land in");
-  L.push("`target/bench-details.json`.");
+  L.push("`BENCH_RUNS`, `BENCH_FRAMES`, `BENCH_FAILOVERS`, `BENCH_MEMORY_FRAMES`, `BENCH_PROFILE=0`,");
+  L.push("`BENCH_SKIP_BUILD=1` and `BENCH_ONLY=throughput,latency,...` (a partial run that leaves these files");
+  L.push("alone) tune it; the full details of the last run (every sample, the profiles) land in");
+  L.push("`target/bench-details.json`. The harness: `bench/run.mjs` (driver), `bench/pages/` (the page,");
+  L.push("served from `target/bench-site/`), `bench/site.mjs` (site, anchor bundles, sizes),");
+  L.push("`bench/profile.mjs` (CPU profile aggregation), `bench/report.mjs` (this file).");
   L.push("");
   writeFileSync(join(root, "bench/RESULTS.md"), L.join("\n"));
 }
