@@ -639,30 +639,3 @@ Scenario.prototype.group = async function group({ initScript, initArg } = {}) {
   return new TabGroup(this, context);
 };
 
-/**
- * Declares a scenario that shows a known defect of the library (reported, to be fixed in the
- * library, not in the test): it runs and records like `scenario`, its record carries
- * `knownIssue`, and node:test reports it as TODO so that its failure does not fail the run. Once
- * it passes, drop the flag (declare it with `scenario`).
- */
-export function knownIssue(env, name, issue, body, { timeout = 90_000, control = "not run" } = {}) {
-  test(name, { timeout, todo: issue }, async () => {
-    const record = { name, passed: false, control, knownIssue: issue };
-    env.records.push(record);
-    const ctx = new Scenario(env, record);
-    const started = Date.now();
-    try {
-      await body(ctx);
-      record.passed = true;
-    } catch (err) {
-      record.error = err.message.split("\n")[0];
-      const dump = ctx.consoleDump();
-      if (dump.trim()) err.message += `\n${dump}`;
-      throw err;
-    } finally {
-      record.seconds = Math.round((Date.now() - started) / 100) / 10;
-      await ctx.close();
-      writeRecords(env.records);
-    }
-  });
-}
