@@ -3,7 +3,7 @@
 // DESIGN.md §7). Writes bench/results.json and bench/RESULTS.md.
 //
 // Environment: BENCH_FRAMES (throughput journal, default 200000), BENCH_RUNS (throughput runs per client, default 5), BENCH_FAILOVERS (default 10),
-// BENCH_MEMORY_FRAMES (default 1000000), BENCH_SKIP_BUILD=1 (use pkg/ and the release server as
+// BENCH_MEMORY_FRAMES (default 1000000), BENCH_CLIENTS=raw,relay-fetch,... (throughput clients), BENCH_SKIP_BUILD=1 (use pkg/ and the release server as
 // they are), BENCH_PROFILE=0 (skip the CPU profiles and the crossing counts), BENCH_ONLY=a,b (only
 // these sections: throughput, latency, fanout, tabs, failover, memory, profiles; writes only
 // target/bench-details.json).
@@ -158,7 +158,7 @@ async function cpuMeter(context, page) {
 // ---------------------------------------------------------------------------------------------
 // Throughput
 
-const THROUGHPUT_CLIENTS = [
+const ALL_THROUGHPUT_CLIENTS = [
   { id: "raw", label: "raw EventSource + JSON.parse (baseline)", client: "raw" },
   { id: "relay-eventsource", label: "sse-relay, transport eventsource", client: "relay", options: { transport: "eventsource" } },
   { id: "relay-fetch", label: "sse-relay, transport fetch", client: "relay", options: { transport: "fetch" } },
@@ -167,6 +167,10 @@ const THROUGHPUT_CLIENTS = [
   { id: "reconnecting-eventsource", label: "reconnecting-eventsource", client: "reconnecting-eventsource" },
   { id: "event-source-polyfill", label: "event-source-polyfill", client: "event-source-polyfill" },
 ];
+// BENCH_CLIENTS=raw,relay-fetch,...: only these (a partial run, for working on one figure).
+const THROUGHPUT_CLIENTS = process.env.BENCH_CLIENTS
+  ? ALL_THROUGHPUT_CLIENTS.filter((c) => process.env.BENCH_CLIENTS.split(",").includes(c.id))
+  : ALL_THROUGHPUT_CLIENTS;
 const EXPECTED = THROUGHPUT_FRAMES + 1; // the tokens and `done`
 
 function verdict(res, expected) {

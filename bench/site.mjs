@@ -69,7 +69,10 @@ export async function buildSite(root) {
   const wasm = readFileSync(join(root, "pkg/sse_relay_bg.wasm"));
   let jsMinGzip = 0;
   let jsMin = 0;
-  for (const file of ["sse_relay.js", "index.js"]) {
+  const snippets = readdirSync(join(root, "pkg/snippets"), { recursive: true })
+    .filter((f) => f.endsWith(".js"))
+    .map((f) => join("snippets", f));
+  for (const file of ["sse_relay.js", "index.js", ...snippets]) {
     const source = readFileSync(join(root, "pkg", file), "utf8");
     const out = await minify(file, source, { module: true, compress: true, mangle: true });
     if (out.errors?.length) throw new Error(`minify ${file}: ${out.errors.map((e) => e.message).join("; ")}`);

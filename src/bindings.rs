@@ -7,10 +7,10 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{CursorOrder, Event, Frame, MalformedKind, StartFrom, Stats};
+use crate::core::{CursorOrder, Event, MalformedKind, StartFrom, Stats};
 use crate::error::Error;
 use crate::options::{Credentials, Options, OptionsError, PersistCursor, Transport};
-use crate::relay::{Handle, Hooks, Listener, RelayStream, UnauthorizedHook};
+use crate::relay::{Handle, Hooks, Listener, RelayStream, UnauthorizedHook, Unread};
 use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -69,6 +69,10 @@ export type RelayErrorName =
   | "RelayTimeoutError" | "RelayOptionsError" | "AbortError" | "RelayConnectError"
   | "RelayUnauthorizedError" | "RelayStoppedError" | "RelayContentTypeError";
 export interface RelayError extends Error { name: RelayErrorName; option?: string; }
+/** What `stream[Symbol.asyncIterator]()` returns; leaving a `for await` loop early closes the stream. */
+export interface FrameIterator extends AsyncIterableIterator<Frame, undefined, undefined> {
+  return(): Promise<IteratorResult<Frame, undefined>>;
+}
 export interface RelayStream {
   on<K extends keyof RelayEventMap>(type: K, listener: (event: RelayEventMap[K]) => void): void;
   off<K extends keyof RelayEventMap>(type: K, listener: (event: RelayEventMap[K]) => void): void;
@@ -82,10 +86,28 @@ pub struct JsRelayStream {
     listeners: RefCell<Vec<(String, Function, u64)>>,
 }
 
-/// The async iterator over a stream's frames (`for await (const frame of stream)`).
-#[wasm_bindgen]
-pub struct FrameIterator {
+// The JavaScript half of `for await`: the iterator and the batch decoder (src/bindings.js).
+#[wasm_bindgen(module = "/src/bindings.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = frameIterator)]
+    fn frame_iterator(source: FrameSource) -> JsValue;
+    #[wasm_bindgen(js_name = framesFromText)]
+    fn frames_from_text(text: &str, lengths: &[u32], made: JsValue) -> JsValue;
+}
+
+/// Where the JavaScript iterator reads frames (the iterator itself lives in src/bindings.js).
+///
+/// Frames cross to JavaScript in batches: every frame queued since the last look, as one string
+/// and its lengths, which JavaScript slices into frame objects. That keeps the per-frame cost of
+/// the boundary at one call without arguments (`took`, which moves the cursor) when frames come
+/// in bursts, as they do from `fetch` and from a leader tab.
+#[wasm_bindgen(skip_typescript)]
+pub struct FrameSource {
     handle: Handle,
+    /// Reused buffers for a batch: the frames' id, event and data back to back, and their lengths
+    /// in UTF-16 code units (what JavaScript's `slice` counts).
+    text: RefCell<String>,
+    lengths: RefCell<Vec<u32>>,
 }
 
 const EVENT_TYPES: [&str; 7] = [
@@ -120,12 +142,14 @@ impl JsRelayStream {
     /// The stream's frames, for `for await`. Leaving the loop early closes the stream.
     #[wasm_bindgen(
         js_name = "[Symbol.asyncIterator]",
-        unchecked_return_type = "AsyncIterator<Frame, undefined>"
+        unchecked_return_type = "FrameIterator"
     )]
-    pub fn async_iterator(&self) -> FrameIterator {
-        FrameIterator {
+    pub fn async_iterator(&self) -> JsValue {
+        frame_iterator(FrameSource {
             handle: self.stream.handle().clone(),
-        }
+            text: RefCell::default(),
+            lengths: RefCell::default(),
+        })
     }
 
     /// `"connecting"`, `"live"`, `"reconnecting"` or `"closed"`.
@@ -193,33 +217,78 @@ impl JsRelayStream {
 }
 
 #[wasm_bindgen]
-impl FrameIterator {
-    /// The next frame (`{ value, done }`).
-    #[wasm_bindgen(unchecked_return_type = "Promise<IteratorResult<Frame, undefined>>")]
-    pub fn next(&self) -> Promise {
-        // Fast path: a queued frame needs no future.
-        if let Some(frame) = self.handle.try_frame() {
-            return Promise::resolve(&iterator_result(Some(&frame)));
+impl FrameSource {
+    /// Every frame queued that the iterator has not been shown, as an array (each then `took`);
+    /// `undefined` when there is nothing yet (then `wait`); `null` at the end; throws the
+    /// stream's failure once.
+    pub fn pull(&self) -> Result<JsValue, JsValue> {
+        let mut text = self.text.borrow_mut();
+        let mut lengths = self.lengths.borrow_mut();
+        text.clear();
+        lengths.clear();
+        // Frames the transport made page objects of already (EventSource) skip the copy out:
+        // their place in the batch holds their index in `made`.
+        let mut made: Option<js_sys::Array> = None;
+        let mut copied = false;
+        let unread = self
+            .handle
+            .show_unread(|frame, page_frame| match page_frame {
+                Some(object) => {
+                    let made = made.get_or_insert_with(js_sys::Array::new);
+                    lengths.extend([MADE | (made.push(object) - 1), 0, 0]);
+                }
+                None => {
+                    copied = true;
+                    for part in [&frame.id, &frame.event, &frame.data] {
+                        text.push_str(part);
+                        lengths.push(utf16_len(part));
+                    }
+                }
+            });
+        match unread {
+            // Every frame made already: the array is the batch.
+            Unread::Frames if !copied => Ok(made.map_or(JsValue::UNDEFINED, JsValue::from)),
+            Unread::Frames => Ok(frames_from_text(
+                &text,
+                &lengths,
+                made.map_or(JsValue::UNDEFINED, JsValue::from),
+            )),
+            Unread::Nothing => Ok(JsValue::UNDEFINED),
+            Unread::Ended => Ok(JsValue::NULL),
+            Unread::Failed(e) => Err(to_js_error(&e)),
         }
-        let handle = self.handle.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            match std::future::poll_fn(|cx| handle.poll_frame(cx)).await {
-                Some(Ok(frame)) => Ok(iterator_result(Some(&frame))),
-                Some(Err(e)) => Err(to_js_error(&e)),
-                None => Ok(iterator_result(None)),
-            }
-        })
     }
 
-    /// Called when a `for await` loop exits early: closes the stream.
-    #[wasm_bindgen(
-        js_name = "return",
-        unchecked_return_type = "Promise<IteratorResult<Frame, undefined>>"
-    )]
-    pub fn return_(&self) -> Promise {
-        self.handle.close();
-        Promise::resolve(&iterator_result(None))
+    /// The iterator handed on the oldest frame it pulled: the cursor moves past it.
+    pub fn took(&self) {
+        self.handle.take_shown();
     }
+
+    /// Calls `wake` once `pull` has something to return.
+    pub fn wait(&self, wake: Function) {
+        self.handle.when_readable(Box::new(move || {
+            let _ = wake.call0(&JsValue::UNDEFINED);
+        }));
+    }
+
+    /// The loop was left early: closes the stream.
+    pub fn close(&self) {
+        self.handle.close();
+    }
+}
+
+/// Marks an id length that is an index into the frames made already (src/bindings.js checks the
+/// same bit). Ids are at most 1 MiB, far below it.
+const MADE: u32 = 1 << 31;
+
+/// The length of `text` in UTF-16 code units.
+fn utf16_len(text: &str) -> u32 {
+    let units = if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().map(char::len_utf16).sum()
+    };
+    u32::try_from(units).unwrap_or(u32::MAX)
 }
 
 /// A listener that calls `listener` with the JavaScript argument of events of `event_type`.
@@ -471,21 +540,6 @@ fn object(fields: &[(&str, JsValue)]) -> JsValue {
         let _ = Reflect::set(&object, &JsValue::from_str(name), value);
     }
     object.into()
-}
-
-fn frame_object(frame: &Frame) -> JsValue {
-    object(&[
-        ("id", JsValue::from_str(&frame.id)),
-        ("event", JsValue::from_str(&frame.event)),
-        ("data", JsValue::from_str(&frame.data)),
-    ])
-}
-
-fn iterator_result(frame: Option<&Frame>) -> JsValue {
-    match frame {
-        Some(frame) => object(&[("value", frame_object(frame)), ("done", JsValue::FALSE)]),
-        None => object(&[("value", JsValue::UNDEFINED), ("done", JsValue::TRUE)]),
-    }
 }
 
 fn stats_object(stats: &Stats) -> JsValue {

@@ -12,7 +12,7 @@ use futures::Stream;
 use crate::core::{Cursor, Event, Frame, State, Stats};
 use crate::error::Error;
 use crate::options::Options;
-pub(crate) use shell::Handle;
+pub(crate) use shell::{Handle, Unread};
 pub use shell::{Hooks, Listener, UnauthorizedHook};
 
 /// One journaled stream: every frame exactly once, in order, across reconnects.

@@ -70,18 +70,35 @@ pub(super) struct Shell {
     /// The role and cross-tab counters as they stood when the stream ended (and `tabs` went).
     ended_tabs: Option<(Role, u64, u64)>,
     timer: Timer,
-    /// Frames the session delivered that the reader has not taken yet, with their epoch.
-    queue: VecDeque<(Frame, Rc<str>)>,
+    /// Frames the session delivered that the reader has not taken yet.
+    queue: VecDeque<Queued>,
+    /// How many frames at the front of `queue` the reader has been shown (in a batch) but has not
+    /// taken yet: a batch crosses to JavaScript in one go, the cursor still moves frame by frame.
+    shown: usize,
     /// Pauses a `fetch` body while the queue is long (backpressure; `EventSource` cannot pause).
     read_gate: Rc<ReadGate>,
     epoch: Rc<str>,
     opened: Option<Result<(), Error>>,
     ending: Option<Ending>,
     wakers: Vec<Waker>,
-    /// The last frame the reader took: what `cursor` reports and what a reload resumes after.
-    consumed: Option<Cursor>,
+    /// One-shot callbacks for when there is something to read (the JavaScript reader's wake-up).
+    readable: Vec<Box<dyn FnOnce()>>,
+    /// The id and epoch of the last frame the reader took: what `cursor` reports and what a
+    /// reload resumes after.
+    consumed: Option<(String, Rc<str>)>,
+    /// The `EventSource` event being handled, with its frame object for the page: if the session
+    /// delivers it, the page gets that object instead of a copy of the frame out of wasm.
+    arriving: Option<(String, wasm_bindgen::JsValue)>,
     persist: Option<Persist>,
     _abort: Option<AbortListener>,
+}
+
+/// A frame waiting for the reader.
+struct Queued {
+    frame: Frame,
+    epoch: Rc<str>,
+    /// The frame as the page's object already, when the transport made one (`EventSource`).
+    page_frame: Option<wasm_bindgen::JsValue>,
 }
 
 /// The session's current connection.
@@ -234,12 +251,15 @@ impl Handle {
                     ended_tabs: None,
                     timer: Timer::default(),
                     queue: VecDeque::new(),
+                    shown: 0,
                     read_gate: Rc::default(),
                     epoch: Rc::from(""),
                     opened: None,
                     ending: None,
                     wakers: Vec::new(),
+                    readable: Vec::new(),
                     consumed: None,
+                    arriving: None,
                     persist,
                     _abort: abort,
                 }),
@@ -272,15 +292,8 @@ impl Handle {
         if let Some(frame) = shell.take_frame() {
             return Poll::Ready(Some(Ok(frame)));
         }
-        match shell.ending.take() {
-            Some(Ending::Failed(e)) => {
-                shell.ending = Some(Ending::Closed);
-                Poll::Ready(Some(Err(e)))
-            }
-            Some(Ending::Closed) => {
-                shell.ending = Some(Ending::Closed);
-                Poll::Ready(None)
-            }
+        match shell.take_ending() {
+            Some(ending) => Poll::Ready(ending.err().map(Err)),
             None => {
                 shell.register(cx.waker());
                 Poll::Pending
@@ -288,9 +301,54 @@ impl Handle {
         }
     }
 
-    /// A frame if one is queued, without registering for wake-ups (the JavaScript fast path).
-    pub(crate) fn try_frame(&self) -> Option<Frame> {
-        self.0.shell.borrow_mut().take_frame()
+    /// Shows the reader, in order, every queued frame it has not been shown yet, without taking
+    /// them: the reader calls [`Handle::take_shown`] as it hands each one on. With nothing to
+    /// show, says whether the stream failed (once) or ended, or that there is nothing yet.
+    /// `each` also gets the frame's page object when the transport made one.
+    pub(crate) fn show_unread(
+        &self,
+        mut each: impl FnMut(&Frame, Option<&wasm_bindgen::JsValue>),
+    ) -> Unread {
+        let mut shell = self.0.shell.borrow_mut();
+        let shell = &mut *shell;
+        if shell.shown < shell.queue.len() {
+            for queued in shell.queue.range(shell.shown..) {
+                each(&queued.frame, queued.page_frame.as_ref());
+            }
+            shell.shown = shell.queue.len();
+            return Unread::Frames;
+        }
+        if shell.shown > 0 {
+            return Unread::Nothing; // the reader still holds shown frames
+        }
+        match shell.take_ending() {
+            Some(Ok(())) => Unread::Ended,
+            Some(Err(e)) => Unread::Failed(e),
+            None => Unread::Nothing,
+        }
+    }
+
+    /// The reader handed on the oldest frame it was shown: the cursor moves past it.
+    pub(crate) fn take_shown(&self) {
+        let mut shell = self.0.shell.borrow_mut();
+        if shell.shown > 0 {
+            let _ = shell.take_frame();
+        }
+    }
+
+    /// Calls `wake` once there is something to read (a frame, the failure or the end); at once if
+    /// there already is.
+    pub(crate) fn when_readable(&self, wake: Box<dyn FnOnce()>) {
+        let readable = {
+            let mut shell = self.0.shell.borrow_mut();
+            let readable = shell.shown < shell.queue.len() || shell.ending.is_some();
+            if !readable {
+                shell.readable.push(wake);
+                return;
+            }
+            wake
+        };
+        readable();
     }
 
     /// Closes the stream: the connection, the timer, and the reader's end.
@@ -332,7 +390,7 @@ impl Handle {
     }
 
     pub(crate) fn cursor(&self) -> Option<Cursor> {
-        self.0.shell.borrow().consumed.clone()
+        self.0.shell.borrow().consumed_cursor()
     }
 
     pub(crate) fn epoch(&self) -> Option<String> {
@@ -357,9 +415,12 @@ impl Handle {
             let mut shell = self.0.shell.borrow_mut();
             let notices = shell.pump();
             let wakers = if notices.woke {
-                std::mem::take(&mut shell.wakers)
+                (
+                    std::mem::take(&mut shell.wakers),
+                    std::mem::take(&mut shell.readable),
+                )
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
             (notices.events, wakers)
         };
@@ -377,10 +438,26 @@ impl Handle {
                 }
             }
         }
+        let (wakers, readable) = wakers;
         for waker in wakers {
             waker.wake();
         }
+        for wake in readable {
+            wake();
+        }
     }
+}
+
+/// What [`Handle::show_unread`] found.
+pub(crate) enum Unread {
+    /// Frames, shown in order.
+    Frames,
+    /// Nothing to read yet.
+    Nothing,
+    /// The stream failed; reported once, then [`Unread::Ended`].
+    Failed(Error),
+    /// The stream ended.
+    Ended,
 }
 
 /// What one pump produced for the world outside the shell.
@@ -404,16 +481,36 @@ impl Shell {
         }
     }
 
+    /// The end of the stream for a reader with nothing queued: `Err` once if it failed, then
+    /// `Ok`; `None` while it runs.
+    fn take_ending(&mut self) -> Option<Result<(), Error>> {
+        match self.ending.take()? {
+            Ending::Failed(e) => {
+                self.ending = Some(Ending::Closed);
+                Some(Err(e))
+            }
+            Ending::Closed => {
+                self.ending = Some(Ending::Closed);
+                Some(Ok(()))
+            }
+        }
+    }
+
     fn take_frame(&mut self) -> Option<Frame> {
-        let (frame, epoch) = self.queue.pop_front()?;
+        let Queued { frame, epoch, .. } = self.queue.pop_front()?;
+        self.shown = self.shown.saturating_sub(1);
         if self.queue.len() <= QUEUE_LOW && self.read_gate.is_closed() {
             self.read_gate.set_closed(false);
         }
         let done = frame.event == self.done_event;
-        self.consumed = Some(Cursor {
-            id: frame.id.clone(),
-            epoch: epoch.to_string(),
-        });
+        // Reuses the cursor's buffer: no allocation per frame.
+        match self.consumed.as_mut() {
+            Some((id, at)) => {
+                id.clone_from(&frame.id);
+                *at = epoch;
+            }
+            None => self.consumed = Some((frame.id.clone(), epoch)),
+        }
         if let Some(persist) = self.persist.as_mut() {
             persist.dirty = true;
             persist.finished |= done;
@@ -427,6 +524,14 @@ impl Shell {
             }
         }
         Some(frame)
+    }
+
+    /// The cursor of the last frame the reader took.
+    fn consumed_cursor(&self) -> Option<Cursor> {
+        self.consumed.as_ref().map(|(id, epoch)| Cursor {
+            id: id.clone(),
+            epoch: String::from(&**epoch),
+        })
     }
 
     /// Performs the session's commands and collects its events until it has nothing more.
@@ -467,7 +572,17 @@ impl Shell {
                         if let Some(tabs) = self.tabs.as_mut() {
                             tabs.delivered(&frame, &self.epoch);
                         }
-                        self.queue.push_back((frame, Rc::clone(&self.epoch)));
+                        // The EventSource event that brought it, if any, made its page object.
+                        let page_frame = self
+                            .arriving
+                            .take()
+                            .filter(|(id, _)| *id == frame.id)
+                            .map(|(_, value)| value);
+                        self.queue.push_back(Queued {
+                            frame,
+                            epoch: Rc::clone(&self.epoch),
+                            page_frame,
+                        });
                         notices.woke = true;
                         continue;
                     }
@@ -516,6 +631,7 @@ impl Shell {
                 break;
             }
         }
+        self.arriving = None;
         if let Some(tabs) = self.tabs.as_mut() {
             tabs.publish_soon(&self.weak_self);
         }
@@ -552,8 +668,10 @@ impl Shell {
                                 event,
                                 last_event_id,
                                 data,
+                                page_frame,
                             } => {
                                 let id_field = (!last_event_id.is_empty()).then_some(last_event_id);
+                                shell.arriving = Some((last_event_id.to_owned(), page_frame));
                                 session.handle_frame(
                                     id,
                                     RawEvent {
@@ -717,7 +835,7 @@ impl Shell {
     fn rearm(&mut self) {
         let weak = self.weak_self.clone();
         self.timer
-            .set(self.session.poll_timeout(), clock::now(), move || {
+            .set(self.session.poll_timeout(), clock::now, move || {
                 with_handle(&weak, |shell| {
                     shell.timer.fired();
                     shell.session.handle_timeout(clock::now());
@@ -734,7 +852,7 @@ impl Shell {
 
     /// Writes the consumed cursor to storage now, if it changed.
     fn flush_cursor(&mut self) {
-        let cursor = self.consumed.clone();
+        let cursor = self.consumed_cursor();
         if let Some(persist) = self.persist.as_mut() {
             persist.flush(cursor.as_ref());
         }

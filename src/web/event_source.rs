@@ -4,18 +4,39 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{EventSource, EventSourceInit, MessageEvent};
+use web_sys::{EventSource, EventSourceInit};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The `MessageEvent` an `EventSource` dispatches for a named event (its `data` is a string).
+    #[wasm_bindgen(extends = web_sys::Event)]
+    type SseMessageEvent;
+    #[wasm_bindgen(method, getter)]
+    fn data(this: &SseMessageEvent) -> JsValue;
+    #[wasm_bindgen(method, getter, js_name = lastEventId)]
+    fn last_event_id(this: &SseMessageEvent) -> JsValue;
+}
+
+#[wasm_bindgen(module = "/src/web/event_source.js")]
+extern "C" {
+    /// `{ id, event, data }` (the shape of a delivered frame) from strings the browser made.
+    #[wasm_bindgen(js_name = pageFrame)]
+    fn page_frame(id: &JsValue, event: &JsValue, data: &JsValue) -> JsValue;
+}
 
 /// What a native `EventSource` reports.
 pub(crate) enum SourceEvent<'a> {
     /// The response started (HTTP 200 with the right content type): not a join.
     Open,
-    /// A named event: its type, the browser's last-event-id buffer, and its data.
+    /// A named event: its type, the browser's last-event-id buffer, and its data; and the same
+    /// as a frame object for the page, made of the browser's own strings (no copy out of wasm).
     Message {
         event: &'a str,
         last_event_id: &'a str,
         data: &'a str,
+        page_frame: JsValue,
     },
     /// An error. `retrying` is true while the browser reconnects by itself (`CONNECTING`): that is
     /// not a failure. Otherwise the source is `CLOSED` and will not come back.
@@ -63,17 +84,20 @@ impl EventSourceConnection {
 
         for event_type in event_types {
             let on_message = Rc::clone(&sink);
+            let name = event_type.clone();
+            let name_value = JsValue::from_str(event_type);
+            // Only this source, which is not shared, dispatches to these listeners, and it only
+            // dispatches message events for them: no type check on the hot path.
             connection.listen(event_type, move |event| {
-                let Some(message) = event.dyn_ref::<MessageEvent>() else {
-                    return;
-                };
-                let data = message.data().as_string().unwrap_or_default();
-                let last_event_id = message.last_event_id();
-                let event = message.type_();
+                let message: &SseMessageEvent = event.unchecked_ref();
+                let (id_value, data_value) = (message.last_event_id(), message.data());
+                let last_event_id = id_value.as_string().unwrap_or_default();
+                let data = data_value.as_string().unwrap_or_default();
                 (on_message.borrow_mut())(SourceEvent::Message {
-                    event: &event,
+                    event: &name,
                     last_event_id: &last_event_id,
                     data: &data,
+                    page_frame: page_frame(&id_value, &name_value, &data_value),
                 });
             })?;
         }

@@ -68,6 +68,8 @@ enum Seen {
         id: String,
         data: String,
     },
+    /// A message whose page object did not hold the same id, event and data.
+    PageFrameDiffers,
     Error {
         retrying: bool,
     },
@@ -81,11 +83,30 @@ fn record(tx: mpsc::UnboundedSender<Seen>) -> impl FnMut(SourceEvent<'_>) {
                 event,
                 last_event_id,
                 data,
-            } => Seen::Message {
-                event: event.into(),
-                id: last_event_id.into(),
-                data: data.into(),
-            },
+                page_frame,
+            } => {
+                let field = |name: &str| {
+                    js_sys::Reflect::get(&page_frame, &name.into())
+                        .ok()
+                        .and_then(|v| v.as_string())
+                };
+                let page = (field("id"), field("event"), field("data"));
+                if page
+                    != (
+                        Some(last_event_id.into()),
+                        Some(event.into()),
+                        Some(data.into()),
+                    )
+                {
+                    Seen::PageFrameDiffers
+                } else {
+                    Seen::Message {
+                        event: event.into(),
+                        id: last_event_id.into(),
+                        data: data.into(),
+                    }
+                }
+            }
             SourceEvent::Error { retrying } => Seen::Error { retrying },
         };
         let _ = tx.unbounded_send(seen);
@@ -169,14 +190,14 @@ async fn timer_fires_once_keeps_an_earlier_deadline_and_cancels_on_drop() {
     let log = Rc::clone(&fired);
     timer.set(
         Some(Timestamp::from_millis(now.as_millis() + 30)),
-        now,
+        || now,
         move || log.borrow_mut().push("first"),
     );
     // A later deadline keeps the armed (earlier) timeout.
     let log = Rc::clone(&fired);
     timer.set(
         Some(Timestamp::from_millis(now.as_millis() + 10_000)),
-        now,
+        || now,
         move || log.borrow_mut().push("later"),
     );
     TimeoutFuture::new(120).await;
@@ -186,7 +207,7 @@ async fn timer_fires_once_keeps_an_earlier_deadline_and_cancels_on_drop() {
     let log = Rc::clone(&fired);
     timer.set(
         Some(Timestamp::from_millis(clock::now().as_millis() + 30)),
-        clock::now(),
+        clock::now,
         move || log.borrow_mut().push("cancelled"),
     );
     drop(timer);

@@ -15,11 +15,12 @@ pub(crate) struct Timer {
 impl Timer {
     /// Arms the timer for `at`, or disarms it for `None`. A deadline at or after the one armed
     /// keeps the armed timeout: it fires early, the session finds nothing due and asks again.
-    /// The heartbeat deadline moves with every frame, so this keeps timer calls off the hot path.
+    /// The heartbeat deadline moves with every frame, so this keeps timer calls (and the clock,
+    /// read only when arming) off the hot path.
     pub(crate) fn set(
         &mut self,
         at: Option<Timestamp>,
-        now: Timestamp,
+        now: impl FnOnce() -> Timestamp,
         on_fire: impl FnOnce() + 'static,
     ) {
         match (&self.armed, at) {
@@ -29,7 +30,7 @@ impl Timer {
         }
         // Dropping the previous `Timeout` clears it.
         self.armed = at.map(|at| {
-            let delay = at.as_millis().saturating_sub(now.as_millis());
+            let delay = at.as_millis().saturating_sub(now().as_millis());
             let delay = u32::try_from(delay).unwrap_or(u32::MAX);
             (at, Timeout::new(delay, on_fire))
         });

@@ -1,0 +1,77 @@
+// The JavaScript half of src/bindings.rs: `for await` over a stream, fed by a wasm `FrameSource`.
+// Frames come over in batches (one string per batch, sliced here), and a waiting reader is woken
+// by a callback rather than a Rust future, so a frame costs no promise machinery inside wasm.
+
+const END = Object.freeze({ value: undefined, done: true });
+
+// An id length with this bit set is an index into `made` (MADE in bindings.rs).
+const MADE = 0x80000000;
+
+/**
+ * Slices a batch: `text` holds each frame's id, event and data back to back, `lengths` their
+ * lengths in UTF-16 code units; a frame the transport made an object of already (EventSource,
+ * from the browser's own strings) is `made[index]` instead, its lengths `MADE | index, 0, 0`.
+ */
+export function framesFromText(text, lengths, made) {
+  const frames = new Array(lengths.length / 3);
+  let at = 0;
+  for (let i = 0, n = 0; i < lengths.length; i += 3, n++) {
+    if (lengths[i] >= MADE) {
+      frames[n] = made[lengths[i] - MADE];
+      continue;
+    }
+    const id = text.slice(at, (at += lengths[i]));
+    const event = text.slice(at, (at += lengths[i + 1]));
+    const data = text.slice(at, (at += lengths[i + 2]));
+    frames[n] = { id, event, data };
+  }
+  return frames;
+}
+
+/** The async iterator over `source`'s frames. */
+export function frameIterator(source) {
+  let batch = [];
+  let at = 0;
+  let finished = false;
+
+  // A pulled frame moves the cursor only when it is handed to the page.
+  const hand = () => {
+    source.took();
+    return { value: batch[at++], done: false };
+  };
+
+  async function wait() {
+    for (;;) {
+      if (at < batch.length) return hand();
+      if (finished) return END;
+      // Throws the stream's failure, once.
+      const pulled = source.pull();
+      if (pulled === null) {
+        finished = true;
+        return END;
+      }
+      if (pulled !== undefined) {
+        batch = pulled;
+        at = 0;
+        continue;
+      }
+      await new Promise((resolve) => source.wait(resolve));
+    }
+  }
+
+  return {
+    next() {
+      return at < batch.length ? Promise.resolve(hand()) : wait();
+    },
+    return() {
+      finished = true;
+      batch = [];
+      at = 0;
+      source.close();
+      return Promise.resolve(END);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
