@@ -29,3 +29,9 @@ pub use relay::{Hooks, RelayStream, Subscription, UnauthorizedHook};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The wasm heap: talc instead of std's dlmalloc, about 5.5 KB smaller in the shipped module. It
+/// coalesces freed blocks, so memory stays bounded over a long stream.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
