@@ -5,9 +5,6 @@
 //! a seam or a second leader. Opaque ids have no order, so the window remembers the last
 //! `capacity` ids it admitted; an id older than that is no longer recognised (documented limit).
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
-
 use super::cursor::{check_len, position, CursorError, CursorOrder, Position, ResolvedOrder};
 
 /// Default number of opaque ids remembered.
@@ -117,39 +114,130 @@ impl DedupWindow {
 }
 
 /// The last `capacity` opaque ids, oldest evicted first.
+///
+/// A ring of the ids in arrival order plus an open-addressing index over it (linear probing,
+/// backward-shift deletion), written here rather than `HashSet`: hashbrown and SipHash cost
+/// about 4 KB of wasm. Lookups, inserts and evictions are O(1) expected. The index grows with the
+/// ring (at most half full), so a large `capacity` costs memory only once it fills.
 #[derive(Clone, Debug)]
 struct RecentIds {
     capacity: usize,
-    arrival: VecDeque<Arc<str>>,
-    members: HashSet<Arc<str>>,
+    /// The ids, oldest at `next` once the ring is full.
+    ring: Vec<Box<str>>,
+    /// The hash of each ring entry, for probing and rehashing without hashing again.
+    hashes: Vec<u32>,
+    /// Where the next id goes once the ring is full (the oldest entry).
+    next: usize,
+    /// Ring position + 1 of the id in each slot; 0 is an empty slot. Its length is a power of two.
+    slots: Vec<u32>,
+}
+
+/// FNV-1a, 32 bits: small and good enough for ids (the server chooses them).
+fn hash(id: &str) -> u32 {
+    id.bytes().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 impl RecentIds {
     fn new(capacity: usize) -> Self {
         RecentIds {
             capacity,
-            arrival: VecDeque::new(),
-            members: HashSet::new(),
+            ring: Vec::new(),
+            hashes: Vec::new(),
+            next: 0,
+            slots: Vec::new(),
         }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
     }
 
     fn contains(&self, id: &str) -> bool {
-        self.members.contains(id)
-    }
-
-    fn insert(&mut self, id: &str) {
-        if self.arrival.len() == self.capacity {
-            if let Some(oldest) = self.arrival.pop_front() {
-                self.members.remove(&oldest);
+        if self.slots.is_empty() {
+            return false;
+        }
+        let mask = self.mask();
+        let mut i = hash(id) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => return false,
+                at if *self.ring[at as usize - 1] == *id => return true,
+                _ => i = (i + 1) & mask,
             }
         }
-        let id: Arc<str> = Arc::from(id);
-        self.members.insert(Arc::clone(&id));
-        self.arrival.push_back(id);
+    }
+
+    /// Records `id`, which is not in the window, evicting the oldest id if it is full.
+    fn insert(&mut self, id: &str) {
+        let h = hash(id);
+        let at = if self.ring.len() < self.capacity {
+            self.ring.push(id.into());
+            self.hashes.push(h);
+            if self.ring.len() * 2 > self.slots.len() {
+                self.rehash();
+                return;
+            }
+            self.ring.len() - 1
+        } else {
+            let at = self.next;
+            self.unindex(at);
+            self.ring[at] = id.into();
+            self.hashes[at] = h;
+            self.next = if at + 1 == self.capacity { 0 } else { at + 1 };
+            at
+        };
+        self.index(at);
+    }
+
+    /// Puts ring position `at` into the first free slot from its hash.
+    fn index(&mut self, at: usize) {
+        let mask = self.mask();
+        let mut i = self.hashes[at] as usize & mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = at as u32 + 1;
+    }
+
+    /// Removes ring position `at` from the index, shifting back the entries probed past it.
+    fn unindex(&mut self, at: usize) {
+        let mask = self.mask();
+        let mut hole = self.hashes[at] as usize & mask;
+        while self.slots[hole] != at as u32 + 1 {
+            hole = (hole + 1) & mask;
+        }
+        let mut i = hole;
+        loop {
+            i = (i + 1) & mask;
+            let entry = self.slots[i];
+            if entry == 0 {
+                break;
+            }
+            // The entry may move into the hole if its home slot is not after the hole (cyclically
+            // from the hole to `i`).
+            let home = self.hashes[entry as usize - 1] as usize & mask;
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.slots[hole] = entry;
+                hole = i;
+            }
+        }
+        self.slots[hole] = 0;
+    }
+
+    /// Doubles the index (at least 16 slots) and indexes every ring entry again.
+    fn rehash(&mut self) {
+        let len = (self.ring.len() * 2).next_power_of_two().max(16);
+        self.slots.clear();
+        self.slots.resize(len, 0);
+        for at in 0..self.ring.len() {
+            self.index(at);
+        }
     }
 
     fn len(&self) -> usize {
-        self.arrival.len()
+        self.ring.len()
     }
 }
 
@@ -208,6 +296,38 @@ mod tests {
         assert_eq!(w.order(), None);
         assert_eq!(w.admit("1-1"), Ok(Verdict::New));
         assert_eq!(w.order(), Some(ResolvedOrder::Redis));
+    }
+
+    /// The hand-written index against a model (the last `capacity` admitted ids, by scanning),
+    /// with few distinct ids so that repeats, evictions and probe chains are frequent.
+    #[test]
+    fn opaque_window_matches_a_model() {
+        for capacity in [1, 2, 3, 7, 8, 9, 16, 17, 100] {
+            let mut w = DedupWindow::new(CursorOrder::Opaque, capacity);
+            let mut model: std::collections::VecDeque<String> = Default::default();
+            let mut seed = 0x2545_f491_u32 ^ capacity as u32;
+            for step in 0..20_000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let id = format!("o{}", seed % (capacity as u32 * 3 + 2));
+                let expected = if model.contains(&id) {
+                    Verdict::Duplicate
+                } else {
+                    if model.len() == capacity {
+                        model.pop_front();
+                    }
+                    model.push_back(id.clone());
+                    Verdict::New
+                };
+                assert_eq!(
+                    w.admit(&id),
+                    Ok(expected),
+                    "capacity {capacity}, step {step}"
+                );
+                assert_eq!(w.retained(), model.len());
+            }
+        }
     }
 
     #[test]
