@@ -49,15 +49,23 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Options(e) => write!(f, "{e}"),
-            Error::ReadyTimeout { waited } => write!(
-                f,
-                "the server sent no ready frame within {} ms: it has not joined the stream, so nothing may be dispatched",
-                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)
-            ),
+            Error::Options(e) => fmt::Display::fmt(e, f),
+            Error::ReadyTimeout { waited } => {
+                f.write_str("the server sent no ready frame within ")?;
+                let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+                f.write_str(&crate::core::decimal(ms))?;
+                f.write_str(" ms: it has not joined the stream, so nothing may be dispatched")
+            }
             Error::Aborted => f.write_str("the stream was aborted"),
-            Error::Connect(reason) => write!(f, "the browser refused the connection: {reason}"),
-            Error::Unauthorized { status } => write!(f, "the server refused the credentials (HTTP {status})"),
+            Error::Connect(reason) => {
+                f.write_str("the browser refused the connection: ")?;
+                f.write_str(reason)
+            }
+            Error::Unauthorized { status } => {
+                f.write_str("the server refused the credentials (HTTP ")?;
+                f.write_str(&crate::core::decimal(u64::from(*status)))?;
+                f.write_str(")")
+            }
             Error::Stopped => f.write_str("the server answered 204 No Content: the stream is over"),
             Error::NotEventStream => {
                 f.write_str("the server answered with a content type other than text/event-stream")

@@ -150,10 +150,13 @@ pub struct OptionsError {
 impl fmt::Display for OptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.option.is_empty() {
-            write!(f, "invalid options: {}", self.reason)
+            f.write_str("invalid options: ")?;
         } else {
-            write!(f, "option `{}`: {}", self.option, self.reason)
+            f.write_str("option `")?;
+            f.write_str(&self.option)?;
+            f.write_str("`: ")?;
         }
+        f.write_str(&self.reason)
     }
 }
 

@@ -98,22 +98,21 @@ impl fmt::Display for CursorError {
         match self {
             CursorError::Empty => f.write_str("the frame id is empty"),
             CursorError::TooLong { len } => {
-                write!(
-                    f,
-                    "the frame id is {len} bytes long, more than the {MAX_ID_LEN} allowed"
-                )
+                f.write_str("the frame id is ")?;
+                f.write_str(&super::text::decimal(*len as u64))?;
+                f.write_str(" bytes long, more than the ")?;
+                f.write_str(&super::text::decimal(MAX_ID_LEN as u64))?;
+                f.write_str(" allowed")
             }
             CursorError::NotNumeric { id } => {
-                write!(
-                    f,
-                    "the stream's ids are numeric but {id:?} is not an unsigned 64-bit integer"
-                )
+                f.write_str("the stream's ids are numeric but ")?;
+                fmt::Debug::fmt(id.as_str(), f)?;
+                f.write_str(" is not an unsigned 64-bit integer")
             }
             CursorError::NotRedis { id } => {
-                write!(
-                    f,
-                    "the stream's ids are redis-style <ms>-<seq> but {id:?} is not"
-                )
+                f.write_str("the stream's ids are redis-style <ms>-<seq> but ")?;
+                fmt::Debug::fmt(id.as_str(), f)?;
+                f.write_str(" is not")
             }
         }
     }

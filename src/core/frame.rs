@@ -101,7 +101,11 @@ pub enum ReadyError {
 impl fmt::Display for ReadyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadyError::NotJson(e) => write!(f, "the ready frame's data is not JSON ({e})"),
+            ReadyError::NotJson(e) => {
+                f.write_str("the ready frame's data is not JSON (")?;
+                fmt::Display::fmt(e, f)?;
+                f.write_str(")")
+            }
             ReadyError::NotAnObject => f.write_str("the ready frame's data is not a JSON object"),
             ReadyError::BadEpoch => f.write_str("the ready frame has no \"epoch\" string"),
             ReadyError::BadTail => f.write_str("the ready frame's \"tail\" is not an id or null"),

@@ -43,7 +43,10 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON at byte {}: {}", self.offset, self.reason)
+        f.write_str("invalid JSON at byte ")?;
+        f.write_str(&super::text::decimal(self.offset as u64))?;
+        f.write_str(": ")?;
+        f.write_str(self.reason)
     }
 }
 
@@ -52,6 +55,7 @@ impl std::error::Error for JsonError {}
 /// Parses one JSON value that spans the whole input (surrounding whitespace allowed).
 pub(crate) fn parse(input: &str) -> Result<JsonValue, JsonError> {
     let mut reader = Reader {
+        text: input,
         bytes: input.as_bytes(),
         pos: 0,
     };
@@ -65,6 +69,7 @@ pub(crate) fn parse(input: &str) -> Result<JsonValue, JsonError> {
 }
 
 struct Reader<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -75,6 +80,11 @@ impl Reader<'_> {
             offset: self.pos,
             reason,
         }
+    }
+
+    /// The input from the current position.
+    fn rest(&self) -> &[u8] {
+        self.bytes.get(self.pos..).unwrap_or_default()
     }
 
     fn peek(&self) -> Option<u8> {
@@ -92,7 +102,7 @@ impl Reader<'_> {
         literal: &'static [u8],
         value: JsonValue,
     ) -> Result<JsonValue, JsonError> {
-        if self.bytes[self.pos..].starts_with(literal) {
+        if self.rest().starts_with(literal) {
             self.pos += literal.len();
             Ok(value)
         } else {
@@ -212,8 +222,12 @@ impl Reader<'_> {
                 return Err(self.error("expected a digit in the exponent"));
             }
         }
-        // Only ASCII was consumed, so the slice is valid UTF-8 on char boundaries.
-        let text = String::from_utf8_lossy(&self.bytes[start..self.pos]).into_owned();
+        // Only ASCII was consumed, so the range is on char boundaries.
+        let text = self
+            .text
+            .get(start..self.pos)
+            .unwrap_or_default()
+            .to_owned();
         Ok(JsonValue::Number(text))
     }
 
@@ -245,7 +259,7 @@ impl Reader<'_> {
                 }
                 self.pos += 1;
             }
-            out.push_str(&String::from_utf8_lossy(&self.bytes[run_start..self.pos]));
+            out.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
             match self.peek() {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
@@ -280,7 +294,7 @@ impl Reader<'_> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
-                if !self.bytes[self.pos..].starts_with(b"\\u") {
+                if !self.rest().starts_with(b"\\u") {
                     return Err(self.error("lone high surrogate"));
                 }
                 self.pos += 2;

@@ -15,6 +15,7 @@ mod parser;
 mod retry_after;
 mod session;
 mod tabs;
+mod text;
 mod time;
 
 pub use backoff::{Backoff, BackoffPolicy};
@@ -35,3 +36,7 @@ pub use tabs::{
     TAB_PROTOCOL_VERSION,
 };
 pub use time::Timestamp;
+
+pub(crate) use text::decimal;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use text::hex16;

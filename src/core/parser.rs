@@ -85,15 +85,16 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::LineTooLong { limit } => write!(
-                f,
-                "an event-stream line is longer than {limit} bytes; the event it belongs to was \
-                 discarded"
-            ),
-            ParseError::DataTooLong { limit } => write!(
-                f,
-                "an event's data is larger than {limit} bytes; the event was discarded"
-            ),
+            ParseError::LineTooLong { limit } => {
+                f.write_str("an event-stream line is longer than ")?;
+                f.write_str(&super::text::decimal(*limit as u64))?;
+                f.write_str(" bytes; the event it belongs to was discarded")
+            }
+            ParseError::DataTooLong { limit } => {
+                f.write_str("an event's data is larger than ")?;
+                f.write_str(&super::text::decimal(*limit as u64))?;
+                f.write_str(" bytes; the event was discarded")
+            }
         }
     }
 }

@@ -105,7 +105,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Invalid { option, reason } => write!(f, "option `{option}`: {reason}"),
+            ConfigError::Invalid { option, reason } => {
+                f.write_str("option `")?;
+                f.write_str(option)?;
+                f.write_str("`: ")?;
+                f.write_str(reason)
+            }
         }
     }
 }
@@ -197,7 +202,8 @@ impl ConnectionId {
 
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        f.write_str("#")?;
+        f.write_str(&super::text::decimal(self.0))
     }
 }
 
@@ -335,14 +341,22 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::ReadyTimeout { waited } => write!(
-                f,
-                "no ready frame within {} ms: the server has not joined the stream, do not dispatch",
-                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)
-            ),
-            Error::Unauthorized { status } => write!(f, "the server refused the credentials (HTTP {status})"),
+            Error::ReadyTimeout { waited } => {
+                f.write_str("no ready frame within ")?;
+                f.write_str(&super::text::decimal(
+                    u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                ))?;
+                f.write_str(" ms: the server has not joined the stream, do not dispatch")
+            }
+            Error::Unauthorized { status } => {
+                f.write_str("the server refused the credentials (HTTP ")?;
+                f.write_str(&super::text::decimal(u64::from(*status)))?;
+                f.write_str(")")
+            }
             Error::Stopped => f.write_str("the server answered 204 No Content: the stream is over"),
-            Error::NotEventStream => f.write_str("the server answered with a content type other than text/event-stream"),
+            Error::NotEventStream => {
+                f.write_str("the server answered with a content type other than text/event-stream")
+            }
         }
     }
 }
@@ -382,14 +396,19 @@ pub struct Malformed {
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed `{}` frame: ", self.event)?;
+        f.write_str("malformed `")?;
+        f.write_str(&self.event)?;
+        f.write_str("` frame: ")?;
         match &self.kind {
             MalformedKind::MissingId => f.write_str("a journaled frame has no id"),
-            MalformedKind::BadId(e) => write!(f, "{e}"),
-            MalformedKind::BadReady(e) => write!(f, "{e}"),
-            MalformedKind::BadTail(e) => write!(f, "the ready frame's tail: {e}"),
+            MalformedKind::BadId(e) => fmt::Display::fmt(e, f),
+            MalformedKind::BadReady(e) => fmt::Display::fmt(e, f),
+            MalformedKind::BadTail(e) => {
+                f.write_str("the ready frame's tail: ")?;
+                fmt::Display::fmt(e, f)
+            }
             MalformedKind::BeforeReady => f.write_str("a journaled frame arrived before ready"),
-            MalformedKind::Unparsable(e) => write!(f, "{e}"),
+            MalformedKind::Unparsable(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -923,8 +942,8 @@ impl Session {
             // The replay from the cursor skipped the same ids: the journal does not have them.
             self.stats.gaps += 1;
             self.events.push_back(Event::Gap {
-                after: hole.0.to_string(),
-                next: hole.1.to_string(),
+                after: super::text::decimal(hole.0),
+                next: super::text::decimal(hole.1),
             });
         }
         match self.dedup.admit(id) {

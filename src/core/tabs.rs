@@ -108,13 +108,19 @@ impl fmt::Display for TabMessageError {
             TabMessageError::NotText => {
                 f.write_str("the message is not JSON text of a bounded size")
             }
-            TabMessageError::NotJson(e) => write!(f, "the message is not JSON: {e}"),
+            TabMessageError::NotJson(e) => {
+                f.write_str("the message is not JSON: ")?;
+                fmt::Display::fmt(e, f)
+            }
             TabMessageError::Version => {
-                write!(f, "the message is not version {TAB_PROTOCOL_VERSION}")
+                f.write_str("the message is not version ")?;
+                f.write_str(&super::text::decimal(TAB_PROTOCOL_VERSION))
             }
             TabMessageError::UnknownType => f.write_str("the message type is unknown"),
             TabMessageError::BadField(name) => {
-                write!(f, "the message field `{name}` is missing or malformed")
+                f.write_str("the message field `")?;
+                f.write_str(name)?;
+                f.write_str("` is missing or malformed")
             }
         }
     }
@@ -164,7 +170,7 @@ impl TabMessage {
         write_string(&mut out, self.from());
         if let Some(term) = self.term() {
             out.push_str(",\"term\":");
-            out.push_str(&term.to_string());
+            out.push_str(&super::text::decimal(term));
         }
         match self {
             TabMessage::Leader { .. } | TabMessage::Ping { .. } => {}

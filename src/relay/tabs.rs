@@ -95,7 +95,7 @@ impl Tabs {
         let name = format!("sse-relay/v1/{key}");
         let channel = Channel::open(&name, on_message)?;
         Some(Tabs {
-            me: format!("{:016x}", (js_sys::Math::random() * 1.8e19) as u64),
+            me: crate::core::hex16((js_sys::Math::random() * 1.8e19) as u64),
             name,
             channel,
             lock: None,
