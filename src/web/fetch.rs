@@ -7,10 +7,10 @@
 //! buffer reused for the whole response.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use futures::future::{AbortHandle, Abortable};
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -120,8 +120,47 @@ impl ReadGate {
 #[must_use = "dropping the connection aborts it"]
 pub(crate) struct FetchConnection {
     controller: AbortController,
-    task: AbortHandle,
-    closed: Rc<Cell<bool>>,
+    closed: Rc<Closed>,
+}
+
+/// Set when the connection is dropped: the reading task then ends at its next poll, which the
+/// stored waker schedules, so it lets go of the sink even while it waits on a closed gate. (A
+/// hand-made `futures::future::Abortable`, which costs about 2 KB of wasm.)
+#[derive(Default)]
+struct Closed {
+    closed: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Closed {
+    fn get(&self) -> bool {
+        self.closed.get()
+    }
+
+    fn set(&self) {
+        self.closed.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Runs `task` until it ends or the connection is closed, whichever comes first.
+    async fn run_until_closed(&self, task: impl Future<Output = ()>) {
+        let mut task = std::pin::pin!(task);
+        std::future::poll_fn(|cx| {
+            if self.get() {
+                return Poll::Ready(());
+            }
+            let mut waker = self.waker.borrow_mut();
+            match waker.as_ref() {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+            drop(waker);
+            task.as_mut().poll(cx)
+        })
+        .await
+    }
 }
 
 impl FetchConnection {
@@ -154,24 +193,17 @@ impl FetchConnection {
 
         // Wrapped at once, so an early abort's rejection is always handled.
         let response = JsFuture::from(global_fetch(url, &init)?);
-        let closed = Rc::new(Cell::new(false));
-        let (task, registration) = AbortHandle::new_pair();
+        let closed = Rc::new(Closed::default());
         let run = read(response, sink, Rc::clone(&closed), gate);
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = Abortable::new(run, registration).await;
-        });
-        Ok(FetchConnection {
-            controller,
-            task,
-            closed,
-        })
+        let task = Rc::clone(&closed);
+        wasm_bindgen_futures::spawn_local(async move { task.run_until_closed(run).await });
+        Ok(FetchConnection { controller, closed })
     }
 }
 
 impl Drop for FetchConnection {
     fn drop(&mut self) {
-        self.closed.set(true);
-        self.task.abort();
+        self.closed.set();
         self.controller.abort();
     }
 }
@@ -181,7 +213,7 @@ impl Drop for FetchConnection {
 async fn read(
     response: JsFuture,
     mut sink: impl FnMut(FetchEvent<'_>),
-    closed: Rc<Cell<bool>>,
+    closed: Rc<Closed>,
     gate: Rc<ReadGate>,
 ) {
     let response: Response = match response.await {
