@@ -13,12 +13,8 @@ pub(crate) fn decimal(mut n: u64) -> String {
             break;
         }
     }
-    digits
-        .get(start..)
-        .unwrap_or_default()
-        .iter()
-        .map(|&d| char::from(d))
-        .collect()
+    let digits = digits.get(start..).unwrap_or_default();
+    std::str::from_utf8(digits).unwrap_or_default().to_owned()
 }
 
 /// `n` as 16 lowercase hex digits, as `format!("{n:016x}")` writes it.
