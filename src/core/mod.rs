@@ -37,6 +37,8 @@ pub use tabs::{
 };
 pub use time::Timestamp;
 
+#[cfg(target_arch = "wasm32")]
+pub(crate) use tabs::{cursor_from_json, cursor_to_json};
 pub(crate) use text::decimal;
 #[cfg(target_arch = "wasm32")]
 pub(crate) use text::hex16;

@@ -495,7 +495,9 @@ fn push_utf8(dst: &mut String, mut bytes: &[u8]) {
                 dst.push_str(std::str::from_utf8(valid).unwrap_or_default());
                 dst.push(char::REPLACEMENT_CHARACTER);
                 // `None`: the input ends inside a character, one maximal invalid subsequence.
-                bytes = rest.get(e.error_len().unwrap_or(rest.len())..).unwrap_or_default();
+                bytes = rest
+                    .get(e.error_len().unwrap_or(rest.len())..)
+                    .unwrap_or_default();
             }
         }
     }

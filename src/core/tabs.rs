@@ -177,13 +177,7 @@ impl TabMessage {
             TabMessage::Hello { cursor, now, .. } => {
                 out.push_str(",\"cursor\":");
                 match cursor {
-                    Some(c) => {
-                        out.push_str("{\"id\":");
-                        write_string(&mut out, &c.id);
-                        out.push_str(",\"epoch\":");
-                        write_string(&mut out, &c.epoch);
-                        out.push('}');
-                    }
+                    Some(c) => write_cursor(&mut out, c),
                     None => out.push_str("null"),
                 }
                 out.push_str(if *now {
@@ -254,10 +248,7 @@ impl TabMessage {
             "hello" => {
                 let cursor = match value.get("cursor") {
                     Some(JsonValue::Null) => None,
-                    Some(c @ JsonValue::Object(_)) => Some(Cursor {
-                        id: nonempty(c, "id")?,
-                        epoch: nonempty(c, "epoch")?,
-                    }),
+                    Some(c @ JsonValue::Object(_)) => Some(cursor_of(c)?),
                     _ => return Err(TabMessageError::BadField("cursor")),
                 };
                 TabMessage::Hello {
@@ -290,6 +281,37 @@ impl TabMessage {
             _ => return Err(TabMessageError::UnknownType),
         })
     }
+}
+
+/// `{"id":...,"epoch":...}`: a cursor in a `hello`, and as `sessionStorage` keeps it.
+fn write_cursor(out: &mut String, cursor: &Cursor) {
+    out.push_str("{\"id\":");
+    write_string(out, &cursor.id);
+    out.push_str(",\"epoch\":");
+    write_string(out, &cursor.epoch);
+    out.push('}');
+}
+
+fn cursor_of(value: &JsonValue) -> Result<Cursor, TabMessageError> {
+    Ok(Cursor {
+        id: nonempty(value, "id")?,
+        epoch: nonempty(value, "epoch")?,
+    })
+}
+
+/// A cursor as JSON text (`{"id":...,"epoch":...}`), for storage.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn cursor_to_json(cursor: &Cursor) -> String {
+    let mut out = String::new();
+    write_cursor(&mut out, cursor);
+    out
+}
+
+/// A cursor read back from [`cursor_to_json`]'s text (or any JSON object with non-empty `id` and
+/// `epoch` strings); `None` for anything else.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn cursor_from_json(text: &str) -> Option<Cursor> {
+    cursor_of(&json::parse(text).ok()?).ok()
 }
 
 fn write_tail_epoch(out: &mut String, tail: Option<&str>, epoch: &str) {
@@ -534,6 +556,39 @@ impl TabBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_round_trip_through_storage_json() {
+        let cursor = Cursor {
+            id: "17-0".into(),
+            epoch: "e \"1\"\u{1F600}\n".into(),
+        };
+        let text = cursor_to_json(&cursor);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!({ "id": "17-0", "epoch": "e \"1\"\u{1F600}\n" })
+        );
+        assert_eq!(cursor_from_json(&text), Some(cursor));
+        // What JSON.stringify wrote before (escapes, spacing and key order may differ).
+        assert_eq!(
+            cursor_from_json(r#"{ "epoch": "e\u0031", "id": "5" }"#),
+            Some(Cursor {
+                id: "5".into(),
+                epoch: "e1".into()
+            })
+        );
+        for corrupt in [
+            "",
+            "null",
+            "[]",
+            "{\"id\":\"5\"}",
+            r#"{"id":"","epoch":"e"}"#,
+            r#"{"id":5,"epoch":"e"}"#,
+            "{",
+        ] {
+            assert_eq!(cursor_from_json(corrupt), None, "{corrupt}");
+        }
+    }
 
     fn frame(id: &str) -> Frame {
         Frame {

@@ -1,8 +1,6 @@
 //! `sessionStorage` for `persistCursor: "session"`: a reload resumes after the last frame the
 //! page consumed.
 
-use wasm_bindgen::JsValue;
-
 use crate::core::Cursor;
 
 fn storage() -> Option<web_sys::Storage> {
@@ -27,14 +25,7 @@ impl CursorStore {
     /// The stored cursor, if any and readable. A corrupt entry is ignored (and replaced later).
     pub(crate) fn load(&self) -> Option<Cursor> {
         let text = storage()?.get_item(&self.item).ok()??;
-        let value = js_sys::JSON::parse(&text).ok()?;
-        let field = |name: &str| {
-            js_sys::Reflect::get(&value, &JsValue::from_str(name))
-                .ok()?
-                .as_string()
-        };
-        let (id, epoch) = (field("id")?, field("epoch")?);
-        (!id.is_empty() && !epoch.is_empty()).then_some(Cursor { id, epoch })
+        crate::core::cursor_from_json(&text)
     }
 
     /// Stores `cursor`, or removes the entry for `None` (a finished stream starts afresh).
@@ -42,17 +33,9 @@ impl CursorStore {
         let Some(storage) = storage() else { return };
         match cursor {
             Some(cursor) => {
-                let object = js_sys::Object::new();
-                let _ = js_sys::Reflect::set(&object, &"id".into(), &JsValue::from_str(&cursor.id));
-                let _ = js_sys::Reflect::set(
-                    &object,
-                    &"epoch".into(),
-                    &JsValue::from_str(&cursor.epoch),
-                );
-                if let Ok(text) = js_sys::JSON::stringify(&object) {
-                    // Quota errors leave the previous value; resuming a little earlier is safe.
-                    let _ = storage.set_item(&self.item, &String::from(text));
-                }
+                // The core's JSON, as JSON.stringify wrote it before (no JSON import needed).
+                // Quota errors leave the previous value; resuming a little earlier is safe.
+                let _ = storage.set_item(&self.item, &crate::core::cursor_to_json(cursor));
             }
             None => {
                 let _ = storage.remove_item(&self.item);
