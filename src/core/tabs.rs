@@ -377,24 +377,27 @@ fn frames(value: &JsonValue) -> Result<Vec<Frame>, TabMessageError> {
     let Some(JsonValue::Array(items)) = value.get("frames") else {
         return Err(TabMessageError::BadField("frames"));
     };
-    items
-        .iter()
-        .map(|item| match item {
-            JsonValue::Array(parts) => match parts.as_slice() {
-                [JsonValue::String(id), JsonValue::String(event), JsonValue::String(data)]
-                    if !id.is_empty() && !event.is_empty() =>
-                {
-                    Ok(Frame {
-                        id: id.clone(),
-                        event: event.clone(),
-                        data: data.clone(),
-                    })
-                }
-                _ => Err(TabMessageError::BadField("frames")),
-            },
-            _ => Err(TabMessageError::BadField("frames")),
-        })
-        .collect()
+    // A loop rather than `collect::<Result<Vec<_>, _>>()`, whose adapter costs wasm bytes.
+    let mut frames = Vec::with_capacity(items.len());
+    for item in items {
+        let JsonValue::Array(parts) = item else {
+            return Err(TabMessageError::BadField("frames"));
+        };
+        let [JsonValue::String(id), JsonValue::String(event), JsonValue::String(data)] =
+            parts.as_slice()
+        else {
+            return Err(TabMessageError::BadField("frames"));
+        };
+        if id.is_empty() || event.is_empty() {
+            return Err(TabMessageError::BadField("frames"));
+        }
+        frames.push(Frame {
+            id: id.clone(),
+            event: event.clone(),
+            data: data.clone(),
+        });
+    }
+    Ok(frames)
 }
 
 /// Largest term accepted: terms travel as JSON numbers, exact in JavaScript up to 2^53.
