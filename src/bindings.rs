@@ -7,7 +7,7 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{CursorOrder, Event, MalformedKind, StartFrom, Stats};
+use crate::core::{quoted, CursorOrder, Event, MalformedKind, StartFrom, Stats};
 use crate::error::Error;
 use crate::options::{Credentials, Options, OptionsError, PersistCursor, Transport};
 use crate::relay::{Handle, Hooks, Listener, RelayStream, UnauthorizedHook, Unread};
@@ -310,11 +310,10 @@ fn check_event_type(event_type: &str) -> Result<(), JsValue> {
     if EVENT_TYPES.contains(&event_type) {
         return Ok(());
     }
-    Err(js_sys::TypeError::new(&format!(
-        "unknown event type {event_type:?}; expected one of {}",
-        EVENT_TYPES.join(", ")
-    ))
-    .into())
+    let mut message = "unknown event type ".to_owned() + &quoted(event_type);
+    message.push_str("; expected one of ");
+    push_list(&mut message, &EVENT_TYPES, false);
+    Err(js_sys::TypeError::new(&message).into())
 }
 
 /// `onUnauthorized` as the shell calls it: the page's function, awaited if it returns a promise;
@@ -440,13 +439,10 @@ fn event_listeners(option: &str, v: &JsValue) -> Result<Listener, Error> {
         let pair: js_sys::Array = entry.unchecked_into();
         let event_type = pair.get(0).as_string().unwrap_or_default();
         if check_event_type(&event_type).is_err() {
-            return Err(bad(
-                option,
-                &format!(
-                    "{event_type:?} is not an event type ({})",
-                    EVENT_TYPES.join(", ")
-                ),
-            ));
+            let mut message = quoted(&event_type) + " is not an event type (";
+            push_list(&mut message, &EVENT_TYPES, false);
+            message.push(')');
+            return Err(bad(option, &message));
         }
         let listener = pair
             .get(1)
@@ -526,12 +522,26 @@ fn choice<T: Copy>(option: &str, v: &JsValue, choices: &[(&str, T)]) -> Result<T
         .find(|(name, _)| text.as_deref() == Some(*name))
         .map(|(_, value)| *value)
         .ok_or_else(|| {
-            let names: Vec<String> = choices
-                .iter()
-                .map(|(name, _)| format!("\"{name}\""))
-                .collect();
-            bad(option, &format!("must be one of {}", names.join(", ")))
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            let mut message = "must be one of ".to_owned();
+            push_list(&mut message, &names, true);
+            bad(option, &message)
         })
+}
+
+/// Appends `items` separated by `, `, each in quotes if `quote` (messages without `format!`,
+/// whose machinery costs wasm bytes).
+fn push_list(out: &mut String, items: &[&str], quote: bool) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if quote {
+            out.push_str(&quoted(item));
+        } else {
+            out.push_str(item);
+        }
+    }
 }
 
 fn object(fields: &[(&str, JsValue)]) -> JsValue {

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::core::{
-    BackoffPolicy, ConfigError, Cursor, CursorOrder, EventNames, SessionConfig, StartFrom,
+    quoted, BackoffPolicy, ConfigError, Cursor, CursorOrder, EventNames, SessionConfig, StartFrom,
 };
 
 /// Where `persistCursor` keeps the cursor.
@@ -198,7 +198,7 @@ impl Options {
         if !token(&self.method) {
             return Err(bad(
                 "method",
-                format!("{:?} is not an HTTP method", self.method),
+                quoted(&self.method) + " is not an HTTP method",
             ));
         }
         if self.body.is_some()
@@ -208,7 +208,7 @@ impl Options {
         }
         for (name, value) in &self.headers {
             if !token(name) || value.contains(['\r', '\n', '\0']) {
-                return Err(bad("headers", format!("{name:?} is not a valid header")));
+                return Err(bad("headers", quoted(name) + " is not a valid header"));
             }
         }
         Ok(())
@@ -293,12 +293,12 @@ impl Options {
         }
         for event in &self.events {
             if event.is_empty() || event.contains(['\r', '\n']) {
-                return Err(bad("events", format!("{event:?} is not an event type")));
+                return Err(bad("events", quoted(event) + " is not an event type"));
             }
             if [&self.ready_event, &self.ping_event].contains(&event) {
                 return Err(bad(
                     "events",
-                    format!("{event:?} is a protocol event, not a journaled one"),
+                    quoted(event) + " is a protocol event, not a journaled one",
                 ));
             }
         }

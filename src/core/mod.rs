@@ -39,6 +39,6 @@ pub use time::Timestamp;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use tabs::{cursor_from_json, cursor_to_json};
-pub(crate) use text::decimal;
 #[cfg(target_arch = "wasm32")]
 pub(crate) use text::hex16;
+pub(crate) use text::{decimal, quoted};

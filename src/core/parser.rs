@@ -718,6 +718,8 @@ mod tests {
         assert_eq!(parse(b"d\xFFata: x\n\n"), []);
     }
 
+    // proptest is a native-only dev-dependency.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         /// `push_utf8` decodes exactly as `String::from_utf8_lossy` (the WHATWG decoder).
         #[test]

@@ -560,6 +560,8 @@ impl TabBuffer {
 mod tests {
     use super::*;
 
+    // serde_json is a native-only dev-dependency.
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn cursors_round_trip_through_storage_json() {
         let cursor = Cursor {

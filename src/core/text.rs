@@ -17,6 +17,14 @@ pub(crate) fn decimal(mut n: u64) -> String {
     std::str::from_utf8(digits).unwrap_or_default().to_owned()
 }
 
+/// `s` in double quotes, escaped as a JSON string, for error messages (what `{s:?}` shows for
+/// ordinary names, without `Debug`'s escaping machinery).
+pub(crate) fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    super::json::write_string(&mut out, s);
+    out
+}
+
 /// `n` as 16 lowercase hex digits, as `format!("{n:016x}")` writes it.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn hex16(n: u64) -> String {
@@ -24,6 +32,15 @@ pub(crate) fn hex16(n: u64) -> String {
         .rev()
         .map(|i| char::from(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]))
         .collect()
+}
+
+#[cfg(test)]
+mod quoting {
+    #[test]
+    fn quotes_like_debug_for_ordinary_names_and_escapes_the_rest() {
+        assert_eq!(super::quoted("token"), format!("{:?}", "token"));
+        assert_eq!(super::quoted("a\"b\n"), "\"a\\\"b\\n\"");
+    }
 }
 
 #[cfg(test)]
