@@ -11,6 +11,7 @@ function categoryOf(frame) {
   if (url.startsWith("wasm://") || url.endsWith(".wasm")) return "sse-relay wasm";
   if (/\/pkg(-prof)?\/sse_relay\.js$/.test(url)) return "sse-relay JS glue (wasm-bindgen)";
   if (/\/pkg(-prof)?\/index\.js$/.test(url)) return "sse-relay JS glue (wasm-bindgen)";
+  if (/\/pkg(-prof)?\/snippets\//.test(url)) return "sse-relay JS (src/bindings.js, src/web/*.js)";
   if (url.includes("/vendor/")) return "anchor library JS";
   if (url.endsWith("/bench.js")) return "application callback (bench.js: JSON.parse, count)";
   if (!url) return null; // a native function (a builtin or a Web API): charged to its caller below

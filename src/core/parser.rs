@@ -229,6 +229,11 @@ impl SseParser {
         }
     }
 
+    /// Whether events parsed from the input fed so far wait to be polled.
+    pub fn pending(&self) -> bool {
+        self.read < self.items.len()
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> ParserLimits {
         self.limits

@@ -12,6 +12,8 @@ use futures::Stream;
 use crate::core::{Cursor, Event, Frame, State, Stats};
 use crate::error::Error;
 use crate::options::Options;
+#[cfg(test)]
+pub(crate) use shell::QUEUE_HIGH;
 pub(crate) use shell::{Handle, Unread};
 pub use shell::{Hooks, Listener, UnauthorizedHook};
 

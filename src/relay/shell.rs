@@ -30,9 +30,11 @@ use crate::web::url;
 use futures::future::LocalBoxFuture;
 use web_sys::RequestCredentials;
 
-/// Queued frames at which a `fetch` body pauses, and at which it resumes.
-const QUEUE_HIGH: usize = 8192;
-const QUEUE_LOW: usize = 2048;
+/// Queued frames at which a `fetch` body pauses, and at which it resumes. The queue never holds
+/// more than `QUEUE_HIGH`: the rest of a slice of the body waits, parsed but not turned into
+/// frames, in the connection's parser, and the rest of the body in JavaScript and the network.
+pub(crate) const QUEUE_HIGH: usize = 2048;
+const QUEUE_LOW: usize = 512;
 
 /// A listener of the session's non-frame events.
 pub type Listener = Rc<dyn Fn(&Event)>;
@@ -77,6 +79,9 @@ pub(super) struct Shell {
     shown: usize,
     /// Pauses a `fetch` body while the queue is long (backpressure; `EventSource` cannot pause).
     read_gate: Rc<ReadGate>,
+    /// The current `fetch` connection's parser, with the events of its last chunks that the queue
+    /// had no room for yet.
+    fetch_parser: Option<(ConnectionId, SseParser)>,
     epoch: Rc<str>,
     opened: Option<Result<(), Error>>,
     ending: Option<Ending>,
@@ -253,6 +258,7 @@ impl Handle {
                     queue: VecDeque::new(),
                     shown: 0,
                     read_gate: Rc::default(),
+                    fetch_parser: None,
                     epoch: Rc::from(""),
                     opened: None,
                     ending: None,
@@ -290,6 +296,10 @@ impl Handle {
     pub(crate) fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame, Error>>> {
         let mut shell = self.0.shell.borrow_mut();
         if let Some(frame) = shell.take_frame() {
+            if shell.refill() {
+                drop(shell);
+                self.drive();
+            }
             return Poll::Ready(Some(Ok(frame)));
         }
         match shell.take_ending() {
@@ -330,9 +340,15 @@ impl Handle {
 
     /// The reader handed on the oldest frame it was shown: the cursor moves past it.
     pub(crate) fn take_shown(&self) {
-        let mut shell = self.0.shell.borrow_mut();
-        if shell.shown > 0 {
-            let _ = shell.take_frame();
+        let refilled = {
+            let mut shell = self.0.shell.borrow_mut();
+            if shell.shown > 0 {
+                let _ = shell.take_frame();
+            }
+            shell.refill()
+        };
+        if refilled {
+            self.drive();
         }
     }
 
@@ -499,8 +515,10 @@ impl Shell {
     fn take_frame(&mut self) -> Option<Frame> {
         let Queued { frame, epoch, .. } = self.queue.pop_front()?;
         self.shown = self.shown.saturating_sub(1);
-        if self.queue.len() <= QUEUE_LOW && self.read_gate.is_closed() {
-            self.read_gate.set_closed(false);
+        if self.queue.len() <= QUEUE_LOW && !self.read_gate.is_closed() {
+            // Nothing to do: the common case, kept cheap.
+        } else if self.queue.len() <= QUEUE_LOW {
+            self.update_gate();
         }
         let done = frame.event == self.done_event;
         // Reuses the cursor's buffer: no allocation per frame.
@@ -635,9 +653,7 @@ impl Shell {
         if let Some(tabs) = self.tabs.as_mut() {
             tabs.publish_soon(&self.weak_self);
         }
-        if self.queue.len() >= QUEUE_HIGH {
-            self.read_gate.set_closed(true);
-        }
+        self.update_gate();
         self.rearm();
         notices
     }
@@ -703,7 +719,7 @@ impl Shell {
                         .headers
                         .push(("Last-Event-ID".to_owned(), cursor.clone()));
                 }
-                let mut parser = SseParser::new();
+                self.fetch_parser = Some((id, SseParser::new()));
                 let gate = Rc::clone(&self.read_gate);
                 FetchConnection::open(&url, &request, gate, move |event| match event {
                     FetchEvent::Response {
@@ -716,19 +732,22 @@ impl Shell {
                             shell.on_response(id, status, event_stream, retry_after_ms)
                         });
                     }
-                    FetchEvent::Chunk(bytes) => {
-                        parser.feed(bytes);
-                        with_handle(&weak, |shell| shell.drain(id, &mut parser));
-                    }
-                    FetchEvent::End => {
-                        parser.finish();
-                        with_handle(&weak, |shell| {
-                            shell.drain(id, &mut parser);
-                            shell
-                                .session
-                                .handle_closed(id, Disconnect::Ended, clock::now());
-                        });
-                    }
+                    FetchEvent::Chunk(bytes) => with_handle(&weak, |shell| {
+                        if let Some((_, parser)) = shell.fetch_parser_of(id) {
+                            parser.feed(bytes);
+                        }
+                        shell.drain(id, QUEUE_HIGH);
+                    }),
+                    FetchEvent::End => with_handle(&weak, |shell| {
+                        if let Some((_, parser)) = shell.fetch_parser_of(id) {
+                            parser.finish();
+                        }
+                        // The body is over: what it held goes to the session before its end.
+                        shell.drain(id, usize::MAX);
+                        shell
+                            .session
+                            .handle_closed(id, Disconnect::Ended, clock::now());
+                    }),
                     FetchEvent::Failed(_) => with_handle(&weak, |shell| {
                         shell
                             .session
@@ -750,16 +769,64 @@ impl Shell {
         }
     }
 
-    /// Hands what the parser has to the session: one chunk's worth of frames in one go.
-    fn drain(&mut self, id: ConnectionId, parser: &mut SseParser) {
+    fn fetch_parser_of(&mut self, id: ConnectionId) -> Option<&mut (ConnectionId, SseParser)> {
+        self.fetch_parser.as_mut().filter(|(of, _)| *of == id)
+    }
+
+    /// Hands what the parser of connection `id` has to the session, in one go, until `limit`
+    /// frames wait for the reader; the rest stays in the parser for [`Shell::refill`].
+    fn drain(&mut self, id: ConnectionId, limit: usize) {
+        let Shell {
+            fetch_parser,
+            session,
+            queue,
+            ..
+        } = self;
+        let Some((_, parser)) = fetch_parser.as_mut().filter(|(of, _)| *of == id) else {
+            return;
+        };
         let now = clock::now();
-        while let Some(item) = parser.poll() {
+        let room = limit.saturating_sub(queue.len());
+        let before = session.stats().delivered;
+        while session.stats().delivered - before < room as u64 {
+            let Some(item) = parser.poll() else {
+                break;
+            };
             match item {
-                Parsed::Event(raw) => self.session.handle_frame(id, raw, now),
-                Parsed::Comment => self.session.handle_heartbeat(id, now),
-                Parsed::Retry(delay) => self.session.handle_retry(delay),
-                Parsed::Error(error) => self.session.handle_parse_error(id, error),
+                Parsed::Event(raw) => session.handle_frame(id, raw, now),
+                Parsed::Comment => session.handle_heartbeat(id, now),
+                Parsed::Retry(delay) => session.handle_retry(delay),
+                Parsed::Error(error) => session.handle_parse_error(id, error),
             }
+        }
+    }
+
+    /// Whether the current `fetch` connection's parser holds events the queue had no room for.
+    fn backlog(&self) -> bool {
+        self.fetch_parser.as_ref().is_some_and(|(of, parser)| {
+            self.link.as_ref().is_some_and(|l| l.id == *of) && parser.pending()
+        })
+    }
+
+    /// The reader made room: hands the parser's backlog to the session. Returns whether it did
+    /// (then the caller drives, outside the borrow).
+    fn refill(&mut self) -> bool {
+        if self.queue.len() > QUEUE_LOW || !self.backlog() {
+            return false;
+        }
+        if let Some(id) = self.link.as_ref().map(|l| l.id) {
+            self.drain(id, QUEUE_HIGH);
+        }
+        true
+    }
+
+    /// Pauses the `fetch` body while the queue is full or the parser holds a backlog; resumes it
+    /// once the reader brought the queue down to `QUEUE_LOW` and the backlog is gone.
+    fn update_gate(&mut self) {
+        if self.queue.len() >= QUEUE_HIGH || self.backlog() {
+            self.read_gate.set_closed(true);
+        } else if self.queue.len() <= QUEUE_LOW && self.read_gate.is_closed() {
+            self.read_gate.set_closed(false);
         }
     }
 

@@ -283,15 +283,36 @@ async fn read(
             ));
             return;
         };
-        // One copy across the boundary per chunk, into a buffer that only grows.
-        buffer.resize(bytes.length() as usize, 0);
-        bytes.copy_to(&mut buffer);
-        sink(FetchEvent::Chunk(&buffer));
-        if closed.get() {
-            return;
+        // One copy across the boundary per slice of at most `SLICE` bytes, into one buffer. A
+        // chunk can be megabytes (the network fills while the page is busy): its later slices
+        // stay in JavaScript until the gate opens, so wasm memory holds a slice, not a chunk.
+        let length = bytes.length();
+        let mut at = 0;
+        while at < length {
+            if at > 0 {
+                gate.wait_open().await;
+                if closed.get() {
+                    return;
+                }
+            }
+            let end = length.min(at.saturating_add(SLICE));
+            buffer.resize((end - at) as usize, 0);
+            if at == 0 && end == length {
+                bytes.copy_to(&mut buffer);
+            } else {
+                bytes.subarray(at, end).copy_to(&mut buffer);
+            }
+            sink(FetchEvent::Chunk(&buffer));
+            if closed.get() {
+                return;
+            }
+            at = end;
         }
     }
 }
+
+/// The most body bytes handed to the sink at once.
+const SLICE: u32 = 64 * 1024;
 
 /// A readable description of a rejection (`TypeError: Failed to fetch`).
 fn describe(error: &JsValue) -> String {

@@ -414,3 +414,46 @@ async fn a_closed_gate_pauses_the_body_until_it_opens() {
         "reading resumes"
     );
 }
+
+/// Backpressure through the whole shell: a reader that does not read holds at most `QUEUE_HIGH`
+/// frames inside sse-relay however large the body's chunks (the rest waits in the parser, in
+/// JavaScript and in the network), and once it reads it gets all 50,001 frames, once each, in
+/// order.
+#[wasm_bindgen_test]
+async fn a_reader_that_does_not_read_holds_a_bounded_queue_and_loses_nothing() {
+    use crate::options::Transport;
+    use crate::{Options, RelayStream};
+    let key = unique_key("bounded");
+    let (status, text) = http(
+        "POST",
+        &format!("{}/streams/{key}/fill?frames=50000&bytes=60", server()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "fill: {text}");
+    let options = Options {
+        events: vec!["token".into()],
+        transport: Transport::Fetch,
+        share_across_tabs: false,
+        ..Options::default()
+    };
+    let stream = RelayStream::open(&format!("{}/streams/{key}/events", server()), options)
+        .await
+        .unwrap();
+    // The body is ~4 MB: far more than the queue may hold. Let it arrive unread.
+    TimeoutFuture::new(1500).await;
+    let held = stream.stats().delivered;
+    let bound = crate::relay::QUEUE_HIGH as u64;
+    assert!(
+        (bound / 2..=bound).contains(&held),
+        "frames held for a reader that does not read: {held} (bound {bound})"
+    );
+    let mut expected = 1u64;
+    let mut stream = stream;
+    while let Some(frame) = stream.next().await {
+        let frame = frame.unwrap();
+        assert_eq!(frame.id, expected.to_string(), "ids 1, 2, 3... once each");
+        expected += 1;
+    }
+    assert_eq!(expected, 50_002, "every token and done");
+}
