@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use sse_relay::core::{
-    BackoffPolicy, Command, ConfigError, Cursor, CursorOrder, Error, Event, MalformedKind,
-    RawEvent, Session, SessionConfig, StartFrom, State, Timestamp,
+    BackoffPolicy, Command, ConfigError, Cursor, CursorOrder, Error, Event, Interruption,
+    MalformedKind, RawEvent, Session, SessionConfig, StartFrom, State, Timestamp,
 };
 use support::{quick_config, IdStyle, Sim};
 
@@ -763,4 +763,62 @@ mod statuses {
             sim.settle();
         }
     }
+}
+
+#[test]
+fn a_reader_pause_closes_the_connection_and_resumes_after_the_last_frame_delivered() {
+    let mut sim = Sim::new(quick_config(), numeric());
+    for _ in 0..3 {
+        sim.append("token");
+    }
+    sim.session.pause_reader();
+    sim.pump();
+    assert!(sim.session.reader_paused());
+    assert!(sim.conn.is_none(), "the connection was closed");
+    assert_eq!(sim.closes.len(), 1);
+    assert_eq!(
+        sim.session.state(),
+        State::Live,
+        "nothing is wrong: the page is behind"
+    );
+    assert_eq!(
+        sim.session.poll_timeout(),
+        None,
+        "no heartbeat while paused"
+    );
+    // Journaled while paused: waits at the server.
+    sim.append("token");
+    sim.append("token");
+    sim.advance(120_000);
+    assert!(sim.session.reader_paused(), "a pause has no deadline");
+    assert_eq!(sim.delivered_ids(), ["1", "2", "3"]);
+
+    sim.session.resume_reader(sim.ts());
+    sim.pump();
+    assert!(!sim.session.reader_paused());
+    let query = &sim.conn.as_ref().expect("reconnected").query;
+    assert!(
+        query.contains(&("lastEventId".into(), "3".into())),
+        "{query:?}"
+    );
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        Event::Reconnecting {
+            cause: Interruption::ReaderBehind,
+            ..
+        }
+    )));
+    sim.append("token");
+    assert_eq!(sim.delivered_ids(), ["1", "2", "3", "4", "5", "6"]);
+    assert_eq!(sim.session.stats().duplicates, 0);
+    assert_eq!(sim.session.stats().reconnects, 1);
+
+    // Only a live connection pauses: not one still waiting for ready, not a closed session.
+    let mut waiting = Sim::silent(quick_config(), numeric());
+    waiting.session.pause_reader();
+    assert!(!waiting.session.reader_paused());
+    sim.session.close();
+    sim.session.resume_reader(sim.ts());
+    sim.pump();
+    assert_eq!(sim.session.state(), State::Closed);
 }

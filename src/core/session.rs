@@ -293,6 +293,9 @@ pub enum Interruption {
     EpochChanged,
     /// Consecutive ids skipped some: the journal is asked to replay them.
     Gap,
+    /// The application fell behind and the connection was paused (closed) until it caught up:
+    /// the stream resumes from the last frame delivered.
+    ReaderBehind,
 }
 
 impl fmt::Display for Interruption {
@@ -314,6 +317,9 @@ impl fmt::Display for Interruption {
             Interruption::NoReady => "no ready frame within the ready timeout",
             Interruption::EpochChanged => "the journal epoch changed",
             Interruption::Gap => "ids are missing after the cursor",
+            Interruption::ReaderBehind => {
+                "the application fell behind; the connection paused until it caught up"
+            }
         })
     }
 }
@@ -497,6 +503,10 @@ enum Link {
     Waiting { until: Timestamp },
     /// A connection is opening or open.
     Active(Connection),
+    /// No connection while the application catches up with the frames delivered (backpressure
+    /// for a transport that cannot pause): nothing is lost, the next connection resumes after
+    /// the last frame delivered.
+    Paused,
     /// Ended for good.
     Stopped,
 }
@@ -725,6 +735,37 @@ impl Session {
         self.report_state();
     }
 
+    /// The application has too many delivered frames still to take: close the connection (a
+    /// transport that cannot pause, like `EventSource`) until [`Session::resume_reader`]. Only a
+    /// live connection pauses; otherwise this does nothing. The state stays `live`: every frame
+    /// so far is delivered, the rest waits at the server.
+    pub fn pause_reader(&mut self) {
+        if let Link::Active(c) = &self.link {
+            if c.ready {
+                self.commands.push_back(Command::Close(c.id));
+                self.link = Link::Paused;
+            }
+        }
+    }
+
+    /// Whether the connection is paused for the application (see [`Session::pause_reader`]).
+    pub fn reader_paused(&self) -> bool {
+        matches!(self.link, Link::Paused)
+    }
+
+    /// The application caught up: reconnect from the last frame delivered, at once.
+    pub fn resume_reader(&mut self, now: Timestamp) {
+        if matches!(self.link, Link::Paused) {
+            self.events.push_back(Event::Reconnecting {
+                attempt: 1,
+                delay: Duration::ZERO,
+                cause: Interruption::ReaderBehind,
+            });
+            self.open_connection(now);
+            self.report_state();
+        }
+    }
+
     /// The next IO to perform.
     pub fn poll_command(&mut self) -> Option<Command> {
         self.commands.pop_front()
@@ -739,7 +780,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let initial = (!self.ever_ready).then(|| self.started.saturating_add(self.ready_timeout));
         let own = match &self.link {
-            Link::Stopped => return None,
+            Link::Stopped | Link::Paused => return None,
             Link::Waiting { until } => *until,
             Link::Active(c) if c.ready => c.last_activity.saturating_add(self.heartbeat_timeout),
             Link::Active(c) => c.ready_deadline,
@@ -752,6 +793,7 @@ impl Session {
         match &self.link {
             Link::Stopped => State::Closed,
             Link::Active(c) if c.ready => State::Live,
+            Link::Paused => State::Live,
             _ if self.ever_ready => State::Reconnecting,
             _ => State::Connecting,
         }

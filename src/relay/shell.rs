@@ -30,6 +30,12 @@ use crate::web::url;
 use futures::future::LocalBoxFuture;
 use web_sys::RequestCredentials;
 
+/// Queued frames at which this tab's own `EventSource` is closed (it cannot pause), and at which
+/// the session reconnects from the last frame delivered. Higher than for `fetch`: each pause
+/// costs a reconnect and a replay.
+const EVENT_SOURCE_QUEUE_HIGH: usize = 8192;
+const EVENT_SOURCE_QUEUE_LOW: usize = 2048;
+
 /// Queued frames at which a `fetch` body pauses, and at which it resumes. The queue never holds
 /// more than `QUEUE_HIGH`: the rest of a slice of the body waits, parsed but not turned into
 /// frames, in the connection's parser, and the rest of the body in JavaScript and the network.
@@ -645,7 +651,7 @@ impl Shell {
                 }
                 notices.events.push(event);
             }
-            if !progressed {
+            if !progressed && !self.pause_or_resume_reader() {
                 break;
             }
         }
@@ -808,9 +814,37 @@ impl Shell {
         })
     }
 
-    /// The reader made room: hands the parser's backlog to the session. Returns whether it did
-    /// (then the caller drives, outside the borrow).
+    /// Backpressure for this tab's own `EventSource`, which cannot pause: the session closes it
+    /// while the reader is `EVENT_SOURCE_QUEUE_HIGH` frames behind. Never while followers are
+    /// served (they would stall with this tab's reader); a follower arriving resumes it. Returns
+    /// whether the session got something to do.
+    fn pause_or_resume_reader(&mut self) -> bool {
+        let serving = self.tabs.as_ref().is_some_and(|t| t.leading && t.followers);
+        if self.session.reader_paused() {
+            if serving || self.queue.len() <= EVENT_SOURCE_QUEUE_LOW {
+                self.session.resume_reader(clock::now());
+                return true;
+            }
+            return false;
+        }
+        let own_event_source = self.transport == Transport::EventSource
+            && self
+                .link
+                .as_ref()
+                .is_some_and(|l| matches!(l.source, Source::Own { .. }));
+        if own_event_source && !serving && self.queue.len() >= EVENT_SOURCE_QUEUE_HIGH {
+            self.session.pause_reader();
+            return self.session.reader_paused();
+        }
+        false
+    }
+
+    /// The reader made room: resumes a paused `EventSource`, or hands the `fetch` parser's backlog
+    /// to the session. Returns whether it did (then the caller drives, outside the borrow).
     fn refill(&mut self) -> bool {
+        if self.session.reader_paused() {
+            return self.queue.len() <= EVENT_SOURCE_QUEUE_LOW;
+        }
         if self.queue.len() > QUEUE_LOW || !self.backlog() {
             return false;
         }

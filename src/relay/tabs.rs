@@ -45,7 +45,7 @@ pub(crate) struct Tabs {
     /// Followers' hellos waiting for this leader's connection to be ready.
     pending: Vec<(String, Option<Cursor>, bool)>,
     /// Whether any follower spoke: until then the leader does not publish frames.
-    followers: bool,
+    pub(super) followers: bool,
     /// Frames delivered since the last publication, and their epoch: published as one message
     /// from a 0 ms timeout, so a burst of one-frame server events becomes one channel message.
     outgoing: Vec<Frame>,

@@ -311,3 +311,48 @@ async fn relay_stream_delivers_a_turn_exactly_once_through_drops() {
     );
     assert_eq!(frames.last().unwrap().event, "done");
 }
+
+/// Backpressure for the transport that cannot pause: a reader that does not read gets its
+/// `EventSource` closed once 8192 frames wait, so memory stays bounded; when it reads, the stream
+/// reconnects from the last frame delivered and every one of 50,001 frames arrives once, in order.
+#[wasm_bindgen_test]
+async fn an_event_source_pauses_for_a_reader_that_does_not_read_and_loses_nothing() {
+    use crate::{Options, RelayStream};
+    let key = unique_key("paused");
+    post(
+        &format!("{}/streams/{key}/fill?frames=50000&bytes=60", server()),
+        "",
+    )
+    .await;
+    let options = Options {
+        events: vec!["token".into()],
+        share_across_tabs: false,
+        ..Options::default()
+    };
+    let mut stream = RelayStream::open(&format!("{}/streams/{key}/events", server()), options)
+        .await
+        .unwrap();
+    // ~4 MB of frames at the browser's pace: far more than the queue may hold. Leave them unread.
+    TimeoutFuture::new(3000).await;
+    let held = stream.stats().delivered;
+    assert!(
+        (4096..=8192).contains(&held),
+        "frames held for a reader that does not read: {held} (bound 8192)"
+    );
+    let mut expected = 1u64;
+    while let Some(frame) = stream.next().await {
+        assert_eq!(
+            frame.unwrap().id,
+            expected.to_string(),
+            "ids 1, 2, 3... once each"
+        );
+        expected += 1;
+    }
+    assert_eq!(expected, 50_002, "every token and done");
+    let stats = stream.stats();
+    assert!(
+        stats.reconnects >= 1,
+        "resumed on a new connection: {stats:?}"
+    );
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+}
