@@ -28,7 +28,11 @@ use crate::web::storage::CursorStore;
 use crate::web::timer::Timer;
 use crate::web::url;
 use futures::future::LocalBoxFuture;
+use gloo_timers::callback::Timeout;
 use web_sys::RequestCredentials;
+
+/// How long a leader whose stream finished keeps the lock (see `Shell::finished_lead`).
+const FINISHED_LEADER_HOLD_MS: u32 = 1000;
 
 /// Queued frames at which this tab's own `EventSource` is closed (it cannot pause), and at which
 /// the session reconnects from the last frame delivered. Higher than for `fetch`: each pause
@@ -77,6 +81,10 @@ pub(super) struct Shell {
     pub(super) tabs: Option<Tabs>,
     /// The role and cross-tab counters as they stood when the stream ended (and `tabs` went).
     ended_tabs: Option<(Role, u64, u64)>,
+    /// The session delivered the `done` frame: the stream finished.
+    finished: bool,
+    /// A finished leader's part, held (with its lock) for `FINISHED_LEADER_HOLD_MS`.
+    finished_lead: Option<(Tabs, Timeout)>,
     timer: Timer,
     /// Frames the session delivered that the reader has not taken yet.
     queue: VecDeque<Queued>,
@@ -166,7 +174,7 @@ struct Persist {
     dirty: bool,
     /// The stream finished (`done` consumed): the stored cursor is removed, a new open starts afresh.
     finished: bool,
-    flush: Option<gloo_timers::callback::Timeout>,
+    flush: Option<Timeout>,
     _page_hide: Option<PageHideListener>,
 }
 
@@ -260,6 +268,8 @@ impl Handle {
                     link: None,
                     tabs,
                     ended_tabs: None,
+                    finished: false,
+                    finished_lead: None,
                     timer: Timer::default(),
                     queue: VecDeque::new(),
                     shown: 0,
@@ -593,6 +603,7 @@ impl Shell {
                 progressed = true;
                 match event {
                     Event::Frame(frame) => {
+                        self.finished |= frame.event == self.done_event;
                         if let Some(tabs) = self.tabs.as_mut() {
                             tabs.delivered(&frame, &self.epoch);
                         }
@@ -640,9 +651,19 @@ impl Shell {
                         self.link = None;
                         if let Some(mut tabs) = self.tabs.take() {
                             tabs.publish_now(); // the last frames, `done` among them
-                                                // Dropping `tabs` releases the lock: the next tab leads.
                             self.ended_tabs =
                                 Some((tabs.role(), tabs.leader_changes, tabs.rejected));
+                            // Dropping `tabs` releases the lock: the next tab leads. A leader
+                            // whose stream finished holds it a moment longer, so the followers
+                            // finish from the channel instead of one of them being granted the
+                            // lock first and connecting once more for the tail it already has.
+                            if tabs.leading && self.finished {
+                                let weak = self.weak_self.clone();
+                                let hold = Timeout::new(FINISHED_LEADER_HOLD_MS, move || {
+                                    with_shell(&weak, |shell| shell.finished_lead = None)
+                                });
+                                self.finished_lead = Some((tabs, hold));
+                            }
                         }
                         self.flush_cursor();
                         notices.woke = true;
@@ -944,9 +965,9 @@ impl Shell {
             });
     }
 
-    fn flush_timer(&self) -> gloo_timers::callback::Timeout {
+    fn flush_timer(&self) -> Timeout {
         let weak = self.weak_self.clone();
-        gloo_timers::callback::Timeout::new(Persist::FLUSH_MS, move || {
+        Timeout::new(Persist::FLUSH_MS, move || {
             with_shell(&weak, Shell::flush_cursor)
         })
     }
