@@ -277,10 +277,10 @@ export function writeReport({ root, date, commit, dirty, machine, results, previ
 
   L.push("## How to run");
   L.push("");
-  L.push("`npm run bench` (after `npm test`'s setup: Rust with the wasm32 target, wasm-bindgen-cli,");
-  L.push("`/usr/bin/chromium`, `npm ci`). It builds the package (`npm run build`) and the release server,");
+  L.push("`npm run bench` first runs `npm test`'s setup (`scripts/setup.sh`: the wasm32 target, wasm-bindgen-cli,");
+  L.push("`/usr/bin/chromium`, `npm ci`; quiet when all is there). It builds the package (`npm run build`) and the release server,");
   L.push("bundles the anchors from node_modules into `target/bench-site/`, and runs everything above.");
-  L.push("`BENCH_RUNS`, `BENCH_FRAMES`, `BENCH_FAILOVERS`, `BENCH_MEMORY_FRAMES`, `BENCH_PROFILE=0`,");
+  L.push("`BENCH_RUNS`, `BENCH_FRAMES`, `BENCH_CLIENTS`, `BENCH_FAILOVERS`, `BENCH_MEMORY_FRAMES`, `BENCH_PROFILE=0`,");
   L.push("`BENCH_SKIP_BUILD=1` and `BENCH_ONLY=throughput,latency,...` (a partial run that leaves these files");
   L.push("alone) tune it; the full details of the last run (every sample, the profiles) land in");
   L.push("`target/bench-details.json`. The harness: `bench/run.mjs` (driver), `bench/pages/` (the page,");
