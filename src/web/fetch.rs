@@ -216,18 +216,10 @@ async fn read(
     closed: Rc<Closed>,
     gate: Rc<ReadGate>,
 ) {
-    let response: Response = match response.await {
-        Ok(response) => response.unchecked_into(),
-        Err(error) => {
-            if !closed.get() {
-                sink(FetchEvent::Failed(describe(&error)));
-            }
-            return;
-        }
-    };
-    if closed.get() {
+    let Some(response) = settled(response.await, &closed, &mut sink) else {
         return;
-    }
+    };
+    let response: Response = response.unchecked_into();
     let headers = response.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let content_type = header("content-type");
@@ -260,18 +252,10 @@ async fn read(
         if closed.get() {
             return;
         }
-        let result: ReadableStreamReadResult = match JsFuture::from(reader.read()).await {
-            Ok(result) => result.unchecked_into(),
-            Err(error) => {
-                if !closed.get() {
-                    sink(FetchEvent::Failed(describe(&error)));
-                }
-                return;
-            }
-        };
-        if closed.get() {
+        let Some(result) = settled(JsFuture::from(reader.read()).await, &closed, &mut sink) else {
             return;
-        }
+        };
+        let result: ReadableStreamReadResult = result.unchecked_into();
         if result.get_done().unwrap_or(false) {
             sink(FetchEvent::End);
             return;
@@ -307,6 +291,25 @@ async fn read(
                 return;
             }
             at = end;
+        }
+    }
+}
+
+/// What a promise of the fetch settled to, or `None` when reading must end: the connection was
+/// dropped while it waited (then nothing more is reported), or it rejected (reported as failed).
+fn settled(
+    result: Result<JsValue, JsValue>,
+    closed: &Closed,
+    sink: &mut impl FnMut(FetchEvent<'_>),
+) -> Option<JsValue> {
+    if closed.get() {
+        return None;
+    }
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            sink(FetchEvent::Failed(describe(&error)));
+            None
         }
     }
 }

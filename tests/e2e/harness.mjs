@@ -413,25 +413,33 @@ class Scenario {
 
 /** Declares one scenario (a node:test test) with its record in the summary. */
 export function scenario(env, name, body, { timeout = 90_000, control = "not run" } = {}) {
-  test(name, { timeout }, async () => {
+  test(name, { timeout }, () => {
     const record = { name, passed: false, control };
-    env.records.push(record);
     const ctx = new Scenario(env, record);
-    const started = Date.now();
-    try {
-      await body(ctx);
-      record.passed = true;
-    } catch (err) {
-      record.error = err.message.split("\n")[0];
-      const dump = ctx.consoleDump();
-      if (dump.trim()) err.message += `\n${dump}`;
-      throw err;
-    } finally {
-      record.seconds = Math.round((Date.now() - started) / 100) / 10;
-      await ctx.close();
-      writeRecords(env.records);
-    }
+    return runRecorded(env, record, ctx, () => body(ctx));
   });
+}
+
+/**
+ * Runs one test's `run` against its record: `passed`, or `error` and the pages' console attached to
+ * the failure; its duration; then closes the scenario's tabs and rewrites the summary.
+ */
+async function runRecorded(env, record, ctx, run) {
+  env.records.push(record);
+  const started = Date.now();
+  try {
+    await run();
+    record.passed = true;
+  } catch (err) {
+    record.error = err.message.split("\n")[0];
+    const dump = ctx.consoleDump();
+    if (dump.trim()) err.message += `\n${dump}`;
+    throw err;
+  } finally {
+    record.seconds = Math.round((Date.now() - started) / 100) / 10;
+    await ctx.close();
+    writeRecords(env.records);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,25 +558,13 @@ class MatrixScenario extends Scenario {
 export function matrix(env, name, body, { transports = TRANSPORTS, timeout = 90_000, control = "not run" } = {}) {
   for (const transport of transports) {
     const recordName = matrixName(name, transport);
-    test(recordName, { timeout }, async () => {
+    test(recordName, { timeout }, () => {
       const record = { name: recordName, transport, passed: false, control };
-      env.records.push(record);
       const ctx = new MatrixScenario(env, record, transport, name);
-      const started = Date.now();
-      try {
+      return runRecorded(env, record, ctx, async () => {
         await body(ctx, transport);
         await ctx.checkTransport();
-        record.passed = true;
-      } catch (err) {
-        record.error = err.message.split("\n")[0];
-        const dump = ctx.consoleDump();
-        if (dump.trim()) err.message += `\n${dump}`;
-        throw err;
-      } finally {
-        record.seconds = Math.round((Date.now() - started) / 100) / 10;
-        await ctx.close();
-        writeRecords(env.records);
-      }
+      });
     });
   }
 }
