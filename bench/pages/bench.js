@@ -121,22 +121,27 @@ async function anchor(file) {
 /** Waits for the server's `ready` frame on a source the harness created. */
 const readyOf = (source) => new Promise((resolve) => source.addEventListener("ready", resolve, { once: true }));
 
+/** Wires an `EventSource`-shaped client to `sink`; resolves once its `ready` arrived. */
+function eventSourceClient(source, sink) {
+  const ready = readyOf(source);
+  source.addEventListener("token", (e) => sink.frame(e.lastEventId, e.data));
+  source.addEventListener("done", (e) => {
+    sink.frame(e.lastEventId, e.data);
+    source.close();
+    sink.end();
+  });
+  sink.close = () => source.close();
+  return ready;
+}
+
 const CLIENTS = {
   async raw(url, sink) {
     const source = new EventSource(url);
     ownSources.add(source);
-    const ready = readyOf(source);
-    source.addEventListener("token", (e) => sink.frame(e.lastEventId, e.data));
-    source.addEventListener("done", (e) => {
-      sink.frame(e.lastEventId, e.data);
-      source.close();
-      sink.end();
-    });
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) sink.fail(new Error("EventSource closed"));
     });
-    sink.close = () => source.close();
-    await ready;
+    await eventSourceClient(source, sink);
   },
 
   async relay(url, sink, { transport = "eventsource", key, share = true, from = "start" } = {}) {
@@ -180,30 +185,12 @@ const CLIENTS = {
 
   async "reconnecting-eventsource"(url, sink) {
     const { ReconnectingEventSource } = await anchor("reconnecting-eventsource");
-    const source = new ReconnectingEventSource(url, { max_retry_time: 3000 });
-    const ready = readyOf(source);
-    source.addEventListener("token", (e) => sink.frame(e.lastEventId, e.data));
-    source.addEventListener("done", (e) => {
-      sink.frame(e.lastEventId, e.data);
-      source.close();
-      sink.end();
-    });
-    sink.close = () => source.close();
-    await ready;
+    await eventSourceClient(new ReconnectingEventSource(url, { max_retry_time: 3000 }), sink);
   },
 
   async "event-source-polyfill"(url, sink) {
     const { EventSourcePolyfill } = await anchor("event-source-polyfill");
-    const source = new EventSourcePolyfill(url, { heartbeatTimeout: 3_600_000 });
-    const ready = readyOf(source);
-    source.addEventListener("token", (e) => sink.frame(e.lastEventId, e.data));
-    source.addEventListener("done", (e) => {
-      sink.frame(e.lastEventId, e.data);
-      source.close();
-      sink.end();
-    });
-    sink.close = () => source.close();
-    await ready;
+    await eventSourceClient(new EventSourcePolyfill(url, { heartbeatTimeout: 3_600_000 }), sink);
   },
 };
 
