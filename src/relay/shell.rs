@@ -34,8 +34,8 @@ use web_sys::RequestCredentials;
 /// How long a leader whose stream finished keeps the lock (see `Shell::finished_lead`).
 const FINISHED_LEADER_HOLD_MS: u32 = 1000;
 
-/// Queued frames at which this tab's own `EventSource` is closed (it cannot pause), and at which
-/// the session reconnects from the last frame delivered. Higher than for `fetch`: each pause
+/// Queued frames at which this tab's own `EventSource`, or a follower's link to its leader, is
+/// closed (neither can pause), and at which the session reconnects from the last frame delivered. Higher than for `fetch`: each pause
 /// costs a reconnect and a replay.
 const EVENT_SOURCE_QUEUE_HIGH: usize = 8192;
 const EVENT_SOURCE_QUEUE_LOW: usize = 2048;
@@ -835,8 +835,9 @@ impl Shell {
         })
     }
 
-    /// Backpressure for this tab's own `EventSource`, which cannot pause: the session closes it
-    /// while the reader is `EVENT_SOURCE_QUEUE_HIGH` frames behind. Never while followers are
+    /// Backpressure for this tab's own `EventSource` or a follower's link to its leader, which
+    /// cannot pause: the session closes it while the reader is `EVENT_SOURCE_QUEUE_HIGH` frames
+    /// behind. Never while followers are
     /// served (they would stall with this tab's reader); a follower arriving resumes it. Returns
     /// whether the session got something to do.
     fn pause_or_resume_reader(&mut self) -> bool {
@@ -848,16 +849,24 @@ impl Shell {
             }
             return false;
         }
-        let own_event_source = self.transport == Transport::EventSource
-            && self
-                .link
-                .as_ref()
-                .is_some_and(|l| matches!(l.source, Source::Own { .. }));
-        if own_event_source && !serving && self.queue.len() >= EVENT_SOURCE_QUEUE_HIGH {
+        // What cannot pause: this tab's own `EventSource`, and the leader's channel (a follower
+        // stops taking its frames, then says hello with its cursor and is caught up from the
+        // leader's buffer or a replay of its own).
+        let unpausable = self.link.as_ref().is_some_and(|l| match l.source {
+            Source::Own { .. } => self.transport == Transport::EventSource,
+            Source::Leader { .. } => true,
+            Source::Refreshing => false,
+        });
+        if unpausable && !serving && self.queue.len() >= EVENT_SOURCE_QUEUE_HIGH {
             self.session.pause_reader();
             return self.session.reader_paused();
         }
         false
+    }
+
+    /// How many more frames the reader's queue takes before a link that cannot pause is paused.
+    pub(super) fn room_for_reader(&self) -> u64 {
+        EVENT_SOURCE_QUEUE_HIGH.saturating_sub(self.queue.len()) as u64
     }
 
     /// The reader made room: resumes a paused `EventSource`, or hands the `fetch` parser's backlog

@@ -424,7 +424,15 @@ impl Shell {
             TabMessage::Frames { epoch, frames, .. }
                 if welcomed && self.session.epoch() == Some(epoch.as_str()) =>
             {
+                // A reader that fell behind takes no more than the queue's bound: the link pauses
+                // there (the session then ignores the rest), and the frames left out come back in
+                // the catch-up after the cursor when it resumes.
+                let room = self.room_for_reader();
+                let before = self.session.stats().delivered;
                 for frame in &frames {
+                    if self.session.stats().delivered - before >= room {
+                        self.session.pause_reader();
+                    }
                     self.feed_frame(frame, now);
                 }
             }

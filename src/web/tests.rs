@@ -356,3 +356,56 @@ async fn an_event_source_pauses_for_a_reader_that_does_not_read_and_loses_nothin
     );
     assert_eq!(stats.duplicates, 0, "{stats:?}");
 }
+
+/// The same backpressure for a follower, whose leader's channel cannot pause either: a follower
+/// tab (here a second stream on the key in the same page) served through the channel that does
+/// not read stops taking the leader's frames at 8192; when it reads, it is caught up (from the leader's buffer or a replay
+/// of its own) and gets every one of 50,001 frames once, in order. The leader is not held back.
+#[wasm_bindgen_test]
+async fn a_follower_that_does_not_read_holds_a_bounded_queue_and_loses_nothing() {
+    use crate::{Options, RelayStream};
+    let key = unique_key("paused-follower");
+    let options = Options {
+        key: Some(key.clone()),
+        events: vec!["token".into()],
+        ..Options::default()
+    };
+    let url = format!("{}/streams/{key}/events", server());
+    let leader = RelayStream::open(&url, options.clone()).await.unwrap();
+    assert_eq!(leader.role(), "leader");
+    let leader_done = Rc::new(RefCell::new(None));
+    let seen = Rc::clone(&leader_done);
+    wasm_bindgen_futures::spawn_local(async move {
+        let count = leader.count().await;
+        *seen.borrow_mut() = Some(count);
+    });
+    let mut follower = RelayStream::open(&url, options).await.unwrap();
+    assert_eq!(follower.role(), "follower");
+    // Filled live once both joined, so the follower is served through the channel.
+    post(
+        &format!("{}/streams/{key}/fill?frames=50000&bytes=60", server()),
+        "",
+    )
+    .await;
+    TimeoutFuture::new(4000).await;
+    assert_eq!(
+        *leader_done.borrow(),
+        Some(50_001),
+        "the leader read on, unhindered"
+    );
+    let held = follower.stats().delivered;
+    assert!(
+        held <= 8192,
+        "frames held for a follower that does not read: {held} (bound 8192)"
+    );
+    let mut expected = 1u64;
+    while let Some(frame) = follower.next().await {
+        assert_eq!(
+            frame.unwrap().id,
+            expected.to_string(),
+            "ids 1, 2, 3... once each"
+        );
+        expected += 1;
+    }
+    assert_eq!(expected, 50_002, "every token and done");
+}
