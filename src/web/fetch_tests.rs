@@ -13,7 +13,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 use web_sys::{RequestInit, Response};
 
 use super::fetch::{FetchConnection, FetchEvent, FetchRequest};
-use super::tests::{server, unique_key};
+use super::tests::{reads_ids_once_in_order, server, unique_key};
 use crate::core::{Parsed, SseParser};
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
@@ -437,7 +437,7 @@ async fn a_reader_that_does_not_read_holds_a_bounded_queue_and_loses_nothing() {
         share_across_tabs: false,
         ..Options::default()
     };
-    let stream = RelayStream::open(&format!("{}/streams/{key}/events", server()), options)
+    let mut stream = RelayStream::open(&format!("{}/streams/{key}/events", server()), options)
         .await
         .unwrap();
     // The body is ~4 MB: far more than the queue may hold. Let it arrive unread.
@@ -448,12 +448,5 @@ async fn a_reader_that_does_not_read_holds_a_bounded_queue_and_loses_nothing() {
         (bound / 2..=bound).contains(&held),
         "frames held for a reader that does not read: {held} (bound {bound})"
     );
-    let mut expected = 1u64;
-    let mut stream = stream;
-    while let Some(frame) = stream.next().await {
-        let frame = frame.unwrap();
-        assert_eq!(frame.id, expected.to_string(), "ids 1, 2, 3... once each");
-        expected += 1;
-    }
-    assert_eq!(expected, 50_002, "every token and done");
+    reads_ids_once_in_order(&mut stream, 50_001).await;
 }

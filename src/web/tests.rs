@@ -312,6 +312,20 @@ async fn relay_stream_delivers_a_turn_exactly_once_through_drops() {
     assert_eq!(frames.last().unwrap().event, "done");
 }
 
+/// Reads `stream` to its end and checks it yields ids 1, 2, 3… `last`, each once, in order.
+pub(super) async fn reads_ids_once_in_order(stream: &mut crate::RelayStream, last: u64) {
+    let mut expected = 1u64;
+    while let Some(frame) = stream.next().await {
+        assert_eq!(
+            frame.unwrap().id,
+            expected.to_string(),
+            "ids 1, 2, 3... once each"
+        );
+        expected += 1;
+    }
+    assert_eq!(expected, last + 1, "every frame up to {last}");
+}
+
 /// Backpressure for the transport that cannot pause: a reader that does not read gets its
 /// `EventSource` closed once 8192 frames wait, so memory stays bounded; when it reads, the stream
 /// reconnects from the last frame delivered and every one of 50,001 frames arrives once, in order.
@@ -339,16 +353,7 @@ async fn an_event_source_pauses_for_a_reader_that_does_not_read_and_loses_nothin
         (4096..=8192).contains(&held),
         "frames held for a reader that does not read: {held} (bound 8192)"
     );
-    let mut expected = 1u64;
-    while let Some(frame) = stream.next().await {
-        assert_eq!(
-            frame.unwrap().id,
-            expected.to_string(),
-            "ids 1, 2, 3... once each"
-        );
-        expected += 1;
-    }
-    assert_eq!(expected, 50_002, "every token and done");
+    reads_ids_once_in_order(&mut stream, 50_001).await;
     let stats = stream.stats();
     assert!(
         stats.reconnects >= 1,
@@ -398,14 +403,5 @@ async fn a_follower_that_does_not_read_holds_a_bounded_queue_and_loses_nothing()
         held <= 8192,
         "frames held for a follower that does not read: {held} (bound 8192)"
     );
-    let mut expected = 1u64;
-    while let Some(frame) = follower.next().await {
-        assert_eq!(
-            frame.unwrap().id,
-            expected.to_string(),
-            "ids 1, 2, 3... once each"
-        );
-        expected += 1;
-    }
-    assert_eq!(expected, 50_002, "every token and done");
+    reads_ids_once_in_order(&mut follower, 50_001).await;
 }
