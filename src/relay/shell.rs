@@ -35,8 +35,8 @@ use web_sys::RequestCredentials;
 const FINISHED_LEADER_HOLD_MS: u32 = 1000;
 
 /// Queued frames at which this tab's own `EventSource`, or a follower's link to its leader, is
-/// closed (neither can pause), and at which the session reconnects from the last frame delivered. Higher than for `fetch`: each pause
-/// costs a reconnect and a replay.
+/// closed (neither can pause), and at which the session reconnects from the last frame
+/// delivered. Higher than for `fetch`: each pause costs a reconnect and a replay.
 const EVENT_SOURCE_QUEUE_HIGH: usize = 8192;
 const EVENT_SOURCE_QUEUE_LOW: usize = 2048;
 
@@ -531,9 +531,7 @@ impl Shell {
     fn take_frame(&mut self) -> Option<Frame> {
         let Queued { frame, epoch, .. } = self.queue.pop_front()?;
         self.shown = self.shown.saturating_sub(1);
-        if self.queue.len() <= QUEUE_LOW && !self.read_gate.is_closed() {
-            // Nothing to do: the common case, kept cheap.
-        } else if self.queue.len() <= QUEUE_LOW {
+        if self.queue.len() <= QUEUE_LOW && self.read_gate.is_closed() {
             self.update_gate();
         }
         let done = frame.event == self.done_event;
@@ -837,9 +835,8 @@ impl Shell {
 
     /// Backpressure for this tab's own `EventSource` or a follower's link to its leader, which
     /// cannot pause: the session closes it while the reader is `EVENT_SOURCE_QUEUE_HIGH` frames
-    /// behind. Never while followers are
-    /// served (they would stall with this tab's reader); a follower arriving resumes it. Returns
-    /// whether the session got something to do.
+    /// behind. Never while followers are served (they would stall with this tab's reader); a
+    /// follower arriving resumes it. Returns whether the session got something to do.
     fn pause_or_resume_reader(&mut self) -> bool {
         let serving = self.tabs.as_ref().is_some_and(|t| t.leading && t.followers);
         if self.session.reader_paused() {
@@ -869,8 +866,9 @@ impl Shell {
         EVENT_SOURCE_QUEUE_HIGH.saturating_sub(self.queue.len()) as u64
     }
 
-    /// The reader made room: resumes a paused `EventSource`, or hands the `fetch` parser's backlog
-    /// to the session. Returns whether it did (then the caller drives, outside the borrow).
+    /// The reader made room: hands the `fetch` parser's backlog to the session, or finds that a
+    /// paused link may resume (the pump resumes it). Returns whether the caller must drive,
+    /// outside the borrow.
     fn refill(&mut self) -> bool {
         if self.session.reader_paused() {
             return self.queue.len() <= EVENT_SOURCE_QUEUE_LOW;

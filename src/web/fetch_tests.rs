@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures::channel::mpsc;
-use futures::StreamExt;
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -13,7 +12,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 use web_sys::{RequestInit, Response};
 
 use super::fetch::{FetchConnection, FetchEvent, FetchRequest};
-use super::tests::{reads_ids_once_in_order, server, unique_key};
+use super::tests::{next_within, reads_ids_once_in_order, server, unique_key};
 use crate::core::{Parsed, SseParser};
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
@@ -97,15 +96,6 @@ fn record(tx: mpsc::UnboundedSender<Seen>) -> impl FnMut(FetchEvent<'_>) {
             FetchEvent::Failed(why) => Seen::Failed(why),
         };
         let _ = tx.unbounded_send(seen);
-    }
-}
-
-async fn next_within(rx: &mut mpsc::UnboundedReceiver<Seen>, ms: u32) -> Option<Seen> {
-    let timeout = TimeoutFuture::new(ms);
-    futures::pin_mut!(timeout);
-    match futures::future::select(rx.next(), timeout).await {
-        futures::future::Either::Left((seen, _)) => seen,
-        futures::future::Either::Right(_) => None,
     }
 }
 

@@ -113,11 +113,12 @@ fn record(tx: mpsc::UnboundedSender<Seen>) -> impl FnMut(SourceEvent<'_>) {
     }
 }
 
-async fn next_within(rx: &mut mpsc::UnboundedReceiver<Seen>, ms: u32) -> Option<Seen> {
+/// The next item of `rx`, or `None` if none comes within `ms`.
+pub(super) async fn next_within<T>(rx: &mut mpsc::UnboundedReceiver<T>, ms: u32) -> Option<T> {
     let timeout = TimeoutFuture::new(ms);
     futures::pin_mut!(timeout);
     match futures::future::select(rx.next(), timeout).await {
-        futures::future::Either::Left((seen, _)) => seen,
+        futures::future::Either::Left((item, _)) => item,
         futures::future::Either::Right(_) => None,
     }
 }

@@ -9,28 +9,14 @@
 // 500 case then resets the journal mid-turn (a reset re-arms `failCount` and ends the connection):
 // the relay's reconnects meet two more 500s, in view of `on("reconnecting")`.
 import assert from "node:assert/strict";
-import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
+import { compare, failedResponseGaps, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
 const env = suite();
 const BACKOFF_MAX_MS = 30_000; // the documented default
 const BACKOFF_BASE_MS = 500;
 
-/**
- * Gaps on the wire between the end of a failed response and the next connection attempt, in ms,
- * from the browser's own request timings.
- */
-async function wireGaps(tab) {
-  await tab.page.waitForLoadState(); // timings of finished requests are final
-  const gaps = [];
-  for (let i = 0; i + 1 < tab.streams.length; i++) {
-    const failed = tab.streams[i];
-    if (failed.status === 200 || failed.status === null) continue;
-    const t = failed.request.timing();
-    const next = tab.streams[i + 1].request.timing();
-    gaps.push(Math.round(next.startTime - (t.startTime + t.responseEnd)));
-  }
-  return gaps;
-}
+/** Gaps on the wire after each failed response, in ms (see `failedResponseGaps`). */
+const wireGaps = async (tab) => (await failedResponseGaps(tab)).map((g) => g.gapMs);
 
 /** Whether a delay is exactly base·2^k: what exponential backoff WITHOUT jitter would produce. */
 const unjittered = (ms) => Number.isInteger(Math.log2(ms / BACKOFF_BASE_MS));
