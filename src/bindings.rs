@@ -62,7 +62,7 @@ export interface RelayEventMap {
   reset: { previousEpoch: string; epoch: string };
   reconnecting: { attempt: number; delayMs: number; cause: string };
   gap: { after: string; next: string };
-  malformed: { kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "unparsable"; message: string; event: string; id: string | null; data: string };
+  malformed: { kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "before-start" | "unparsable"; message: string; event: string; id: string | null; data: string };
   error: RelayError;
 }
 export type RelayErrorName =
@@ -619,6 +619,7 @@ fn event_argument(event: &Event) -> Option<(&'static str, JsValue)> {
                 MalformedKind::BadReady(_) => "bad-ready",
                 MalformedKind::BadTail(_) => "bad-tail",
                 MalformedKind::BeforeReady => "before-ready",
+                MalformedKind::BeforeStart => "before-start",
                 MalformedKind::Unparsable(_) => "unparsable",
             };
             (

@@ -476,6 +476,8 @@ fn backoff_grows_on_failures_and_resets_after_ready() {
     sim.drop_connection();
     sim.settle();
     assert_eq!(sim.session.state(), State::Live);
+    // A connection that joined and lasted a second proved itself: the backoff starts over.
+    sim.advance(1_000);
     sim.drop_connection();
     let last_reconnect = sim
         .events
@@ -734,6 +736,7 @@ mod statuses {
             assert!(last_delay(&sim) <= BackoffPolicy::default().base);
             assert_eq!(failure(&sim), None);
             sim.settle();
+            sim.advance(1_000); // joined for a second: the next failure is a first attempt
         }
         assert_eq!(sim.session.state(), State::Live);
     }
@@ -761,6 +764,7 @@ mod statuses {
             sim.drop_connection();
             assert!(last_delay(&sim) <= Duration::from_millis(40));
             sim.settle();
+            sim.advance(1_000);
         }
     }
 }
@@ -821,4 +825,204 @@ fn a_reader_pause_closes_the_connection_and_resumes_after_the_last_frame_deliver
     sim.session.resume_reader(sim.ts());
     sim.pump();
     assert_eq!(sim.session.state(), State::Closed);
+}
+
+/// Issue 18: resets under `from=now`, on a link that carries several `ready`s (a follower tab's
+/// link to its leader) and on links with and without a cursor.
+mod resets_under_from_now {
+    use super::*;
+
+    fn now_config() -> SessionConfig {
+        SessionConfig {
+            from: StartFrom::Now,
+            ..quick_config()
+        }
+    }
+
+    fn open(s: &mut Session) -> (sse_relay::core::ConnectionId, Vec<(String, String)>) {
+        loop {
+            match s.poll_command() {
+                Some(Command::Open(o)) => return (o.connection, o.query),
+                Some(Command::Close(_)) => continue,
+                None => panic!("no open"),
+            }
+        }
+    }
+
+    fn ready(
+        s: &mut Session,
+        c: sse_relay::core::ConnectionId,
+        tail: Option<&str>,
+        epoch: &str,
+        at: u64,
+    ) {
+        let data = match tail {
+            Some(t) => format!(r#"{{"tail":"{t}","epoch":"{epoch}"}}"#),
+            None => format!(r#"{{"tail":null,"epoch":"{epoch}"}}"#),
+        };
+        let raw = RawEvent {
+            event: "ready",
+            id: None,
+            data: &data,
+        };
+        s.handle_frame(c, raw, Timestamp::from_millis(at));
+    }
+
+    fn frame(s: &mut Session, c: sse_relay::core::ConnectionId, id: &str, at: u64) {
+        let raw = RawEvent {
+            event: "token",
+            id: Some(id),
+            data: id,
+        };
+        s.handle_frame(c, raw, Timestamp::from_millis(at));
+    }
+
+    fn delivered(s: &mut Session) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Some(e) = s.poll_event() {
+            if let Event::Frame(f) = e {
+                ids.push(f.id);
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn a_new_epoch_on_the_same_link_is_delivered_from_its_start() {
+        let mut s = Session::new(now_config(), Timestamp::from_millis(0)).unwrap();
+        let (c, query) = open(&mut s);
+        assert_eq!(query, [("from".to_owned(), "now".to_owned())]);
+        ready(&mut s, c, Some("40"), "e1", 1);
+        frame(&mut s, c, "41", 2);
+        frame(&mut s, c, "42", 3);
+        assert_eq!(delivered(&mut s), ["41", "42"]);
+        // The leader tab reconnected after a reset and relays its ready on the same link: its
+        // position in the new epoch (60) is not this tab's start.
+        ready(&mut s, c, Some("60"), "e2", 4);
+        assert!(!s.starts_now(), "from=now is spent at the first join");
+        for id in 1..=61 {
+            frame(&mut s, c, &id.to_string(), 5);
+        }
+        let ids = delivered(&mut s);
+        assert_eq!(ids.len(), 61, "every frame of the new epoch: {ids:?}");
+        assert_eq!(ids.first().map(String::as_str), Some("1"));
+        assert_eq!(s.stats().duplicates, 0);
+        assert_eq!(s.stats().resets, 1);
+        assert_eq!(s.start(), None, "the new epoch has no from=now start");
+        assert_eq!(
+            s.cursor().unwrap(),
+            Cursor {
+                id: "61".into(),
+                epoch: "e2".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_epoch_before_anything_was_delivered_is_delivered_from_its_start() {
+        let mut s = Session::new(now_config(), Timestamp::from_millis(0)).unwrap();
+        let (c, _) = open(&mut s);
+        ready(&mut s, c, Some("40"), "e1", 1);
+        assert_eq!(s.start(), Some("40"));
+        ready(&mut s, c, Some("9"), "e2", 2);
+        for id in ["1", "2", "9", "10"] {
+            frame(&mut s, c, id, 3);
+        }
+        assert_eq!(delivered(&mut s), ["1", "2", "9", "10"]);
+    }
+
+    #[test]
+    fn a_cursor_link_that_meets_a_new_epoch_reconnects_without_cursor_or_from_now() {
+        let mut s = Session::new(now_config(), Timestamp::from_millis(0)).unwrap();
+        let (c, _) = open(&mut s);
+        ready(&mut s, c, Some("40"), "e1", 1);
+        frame(&mut s, c, "41", 2);
+        s.handle_error(c, Timestamp::from_millis(3));
+        s.handle_timeout(Timestamp::from_millis(10_000));
+        let (c2, query) = open(&mut s);
+        assert_eq!(
+            query,
+            [
+                ("lastEventId".to_owned(), "41".to_owned()),
+                ("epoch".to_owned(), "e1".to_owned())
+            ]
+        );
+        // A server that ignored the epoch: the session cannot trust what follows on it.
+        ready(&mut s, c2, Some("70"), "e2", 10_001);
+        s.handle_timeout(Timestamp::from_millis(10_001)); // reconnects at once
+        let (c3, query) = open(&mut s);
+        assert!(query.is_empty(), "the new epoch whole: {query:?}");
+        ready(&mut s, c3, Some("70"), "e2", 10_002);
+        frame(&mut s, c3, "1", 10_003);
+        frame(&mut s, c3, "70", 10_003);
+        assert_eq!(delivered(&mut s), ["41", "1", "70"]);
+        assert_eq!(s.stats().duplicates, 0);
+    }
+
+    #[test]
+    fn a_frame_at_or_before_the_start_is_malformed_not_a_duplicate() {
+        let mut s = Session::new(now_config(), Timestamp::from_millis(0)).unwrap();
+        let (c, _) = open(&mut s);
+        ready(&mut s, c, Some("40"), "e1", 1);
+        frame(&mut s, c, "39", 2);
+        frame(&mut s, c, "40", 2);
+        frame(&mut s, c, "41", 2);
+        frame(&mut s, c, "41", 2);
+        let mut kinds = Vec::new();
+        let mut ids = Vec::new();
+        while let Some(e) = s.poll_event() {
+            match e {
+                Event::Malformed(m) => kinds.push((m.kind, m.id)),
+                Event::Frame(f) => ids.push(f.id),
+                _ => {}
+            }
+        }
+        assert_eq!(ids, ["41"]);
+        assert_eq!(
+            kinds,
+            [
+                (MalformedKind::BeforeStart, Some("39".to_owned())),
+                (MalformedKind::BeforeStart, Some("40".to_owned()))
+            ]
+        );
+        assert_eq!(s.stats().duplicates, 1, "only 41 came twice");
+        assert_eq!(s.stats().malformed, 2);
+    }
+
+    #[test]
+    fn a_server_that_joins_and_hangs_up_meets_a_growing_backoff() {
+        let config = SessionConfig {
+            backoff: BackoffPolicy {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(60),
+            },
+            ready_timeout: Duration::from_secs(600),
+            ..now_config()
+        };
+        let mut s = Session::new(config, Timestamp::from_millis(0)).unwrap();
+        let mut at = 0;
+        let mut attempts = Vec::new();
+        for _ in 0..8 {
+            let (c, _) = open(&mut s);
+            at += 1;
+            ready(&mut s, c, Some("40"), "e1", at);
+            s.handle_closed(
+                c,
+                sse_relay::core::Disconnect::Ended,
+                Timestamp::from_millis(at),
+            );
+            while let Some(e) = s.poll_event() {
+                if let Event::Reconnecting { attempt, .. } = e {
+                    attempts.push(attempt);
+                }
+            }
+            at = s.poll_timeout().unwrap().as_millis();
+            s.handle_timeout(Timestamp::from_millis(at));
+        }
+        assert_eq!(
+            attempts,
+            [1, 2, 3, 4, 5, 6, 7, 8],
+            "no reset by a join that delivered nothing"
+        );
+    }
 }

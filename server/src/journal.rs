@@ -224,6 +224,8 @@ pub struct Snapshot {
     pub epoch: String,
     /// Whether the tail is the `done` entry.
     pub done: bool,
+    /// When the tail is the `done` entry: the id of the retained entry before it, if any.
+    pub before_done: Option<Id>,
 }
 
 /// The journal of one stream key: entries, id generator, epoch, and the live channel.
@@ -378,10 +380,15 @@ impl Journal {
 
     /// The current tail, epoch and done flag.
     pub fn snapshot(&self) -> Snapshot {
+        let before_done = match self.done {
+            true => self.entries.iter().rev().nth(1).map(|e| e.id),
+            false => None,
+        };
         Snapshot {
             tail: self.tail(),
             epoch: self.epoch.clone(),
             done: self.done,
+            before_done,
         }
     }
 

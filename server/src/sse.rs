@@ -404,7 +404,8 @@ impl Connection {
     async fn serve(&mut self) -> Result<Infallible, End> {
         let (mut live, snap) = if self.knobs.ready_early {
             let snap = self.stream.lock().snapshot();
-            self.send_ready(&snap).await?;
+            let tail = self.announced_tail(&snap);
+            self.send_ready(&snap.epoch, tail).await?;
             self.pause(self.knobs.join_delay).await?;
             let live = {
                 let journal = self.stream.lock();
@@ -414,7 +415,8 @@ impl Connection {
         } else {
             self.pause(self.knobs.join_delay).await?;
             let (live, snap) = self.stream.lock().join();
-            self.send_ready(&snap).await?;
+            let tail = self.announced_tail(&snap);
+            self.send_ready(&snap.epoch, tail).await?;
             (live, snap)
         };
 
@@ -525,10 +527,28 @@ impl Connection {
     }
 
     /// Sends `ready` (and, with `garbage=1`, the noise right after it) and flushes.
-    async fn send_ready(&mut self, snap: &Snapshot) -> Result<(), End> {
+    /// The tail `ready` announces. It is the snapshot's, except for `from=now` on a stream that is
+    /// done: then nothing will ever come after the tail, so the connection starts just before the
+    /// `done` entry and replays it, and a late live-only client learns the stream is over instead
+    /// of waiting forever.
+    fn announced_tail(&mut self, snap: &Snapshot) -> Option<Id> {
+        if !(matches!(self.start, Start::Now) && snap.done) {
+            return snap.tail;
+        }
+        self.start = match snap.before_done {
+            Some(cursor) => Start::After {
+                cursor,
+                epoch: snap.epoch.clone(),
+            },
+            None => Start::Beginning,
+        };
+        snap.before_done
+    }
+
+    async fn send_ready(&mut self, epoch: &str, tail: Option<Id>) -> Result<(), End> {
         let data = serde_json::json!({
-            "tail": snap.tail.map(|t| t.to_string()),
-            "epoch": snap.epoch,
+            "tail": tail.map(|t| t.to_string()),
+            "epoch": epoch,
         });
         self.out
             .unjournaled(format!("event: ready\ndata: {data}\n\n").as_bytes());

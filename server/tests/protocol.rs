@@ -164,6 +164,12 @@ async fn done_ends_the_stream_and_closes_the_key() {
     late.ready().await;
     assert_eq!(ids(&late.rest().await), numeric(1..=3));
 
+    // from=now on a stream whose only entry is done: no tail, then done.
+    append(addr, "only-done", "done", "").await;
+    let mut only = Sse::connect(addr, "only-done", "from=now").await;
+    assert_eq!(only.ready().await["tail"], Value::Null);
+    assert_eq!(ids(&only.rest().await), ["1"]);
+
     // A cursor at done: ready, then the end.
     let mut at_done = Sse::connect(addr, "fin", &format!("lastEventId={done}")).await;
     assert_eq!(at_done.ready().await["tail"], done.as_str());
@@ -258,9 +264,12 @@ async fn reset_starts_a_new_epoch_restarts_ids_and_ends_open_streams() {
         .to_owned();
 
     let mut open = Sse::connect(addr, "rs", "from=now").await;
-    open.ready().await;
-    // from=now on a done stream: ready then the end.
-    assert!(open.rest().await.is_empty());
+    // from=now on a done stream: the tail before done, then done, then the end (a live-only
+    // client learns the stream is over instead of waiting forever).
+    assert_eq!(open.ready().await["tail"], "1");
+    let rest = open.rest().await;
+    assert_eq!(ids(&rest), ["2"]);
+    assert_eq!(rest[0].event, "done");
 
     let reopened = post(addr, "/streams/rs/reset").await;
     let mut live = Sse::connect(addr, "rs", "").await;

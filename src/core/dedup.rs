@@ -4,6 +4,11 @@
 //! order, so an id at or below the mark was delivered already, whether it comes back from a replay,
 //! a seam or a second leader. Opaque ids have no order, so the window remembers the last
 //! `capacity` ids it admitted; an id older than that is no longer recognised (documented limit).
+//!
+//! Only delivered ids make a frame a duplicate. Where a stream started without delivering
+//! anything (`from=now`: at the tail the server snapshotted) is a separate mark, the start: an id
+//! at or before it is [`Verdict::BeforeStart`], never a duplicate, so a start taken from the wrong
+//! place can never pass off an undelivered frame as delivered.
 
 use super::cursor::{check_len, position, CursorError, CursorOrder, Position, ResolvedOrder};
 
@@ -17,6 +22,9 @@ pub enum Verdict {
     New,
     /// Delivered before: drop it.
     Duplicate,
+    /// At or before where the stream started without delivering ([`DedupWindow::start_after`]):
+    /// not part of the stream, and not a duplicate either.
+    BeforeStart,
 }
 
 /// Exactly-once admission of frame ids within one epoch.
@@ -24,18 +32,24 @@ pub enum Verdict {
 pub struct DedupWindow {
     configured: CursorOrder,
     capacity: usize,
-    state: WindowState,
+    /// `None` until the epoch's first id fixed the order (`auto` decides then).
+    state: Option<WindowState>,
 }
 
 #[derive(Clone, Debug)]
 enum WindowState {
-    /// Nothing admitted in this epoch; for `auto` the order is not known yet.
-    Empty,
     Ordered {
         order: ResolvedOrder,
-        high: Position,
+        /// Where the stream started without delivering, if it did.
+        start: Option<Position>,
+        /// The highest id delivered.
+        high: Option<Position>,
     },
-    Opaque(RecentIds),
+    Opaque {
+        /// Where the stream started without delivering, if it did.
+        start: Option<Box<str>>,
+        recent: RecentIds,
+    },
 }
 
 impl DedupWindow {
@@ -44,36 +58,31 @@ impl DedupWindow {
         DedupWindow {
             configured: order,
             capacity: capacity.max(1),
-            state: WindowState::Empty,
+            state: None,
         }
     }
 
-    /// Admits `id`: [`Verdict::New`] the first time (and records it), [`Verdict::Duplicate`]
-    /// after. An id that cannot be read in the stream's order is an error and changes nothing.
+    /// Admits `id`: [`Verdict::New`] the first time (and records it as delivered),
+    /// [`Verdict::Duplicate`] after, [`Verdict::BeforeStart`] at or before the start. An id that
+    /// cannot be read in the stream's order is an error and changes nothing.
     pub fn admit(&mut self, id: &str) -> Result<Verdict, CursorError> {
-        check_len(id)?;
-        match &mut self.state {
-            WindowState::Empty => {
-                let order = self.configured.resolve(id);
-                self.state = match position(order, id)? {
-                    Some(high) => WindowState::Ordered { order, high },
-                    None => {
-                        let mut recent = RecentIds::new(self.capacity);
-                        recent.insert(id);
-                        WindowState::Opaque(recent)
-                    }
-                };
-                Ok(Verdict::New)
-            }
-            WindowState::Ordered { order, high } => match position(*order, id)? {
-                Some(p) if p > *high => {
+        match self.resolved(id)? {
+            WindowState::Ordered { order, start, high } => {
+                // `Some` for every ordered id, so `None` (nothing yet) compares below it.
+                let p = position(*order, id)?;
+                if start.is_some() && p <= *start {
+                    Ok(Verdict::BeforeStart)
+                } else if high.is_some() && p <= *high {
+                    Ok(Verdict::Duplicate)
+                } else {
                     *high = p;
                     Ok(Verdict::New)
                 }
-                _ => Ok(Verdict::Duplicate),
-            },
-            WindowState::Opaque(recent) => {
-                if recent.contains(id) {
+            }
+            WindowState::Opaque { start, recent } => {
+                if start.as_deref() == Some(id) {
+                    Ok(Verdict::BeforeStart)
+                } else if recent.contains(id) {
                     Ok(Verdict::Duplicate)
                 } else {
                     recent.insert(id);
@@ -83,17 +92,52 @@ impl DedupWindow {
         }
     }
 
+    /// The stream starts after `id` without having delivered it (the `ready.tail` of a `from=now`
+    /// join): ids at or before it are [`Verdict::BeforeStart`]. Nothing counts as delivered.
+    pub fn start_after(&mut self, id: &str) -> Result<(), CursorError> {
+        match self.resolved(id)? {
+            WindowState::Ordered { order, start, .. } => *start = position(*order, id)?,
+            WindowState::Opaque { start, .. } => *start = Some(id.into()),
+        }
+        Ok(())
+    }
+
+    /// The state for the epoch; the epoch's first id fixes the order (for `auto`) and must fit it.
+    /// Later ids are checked by the caller's `position`.
+    fn resolved(&mut self, id: &str) -> Result<&mut WindowState, CursorError> {
+        check_len(id)?;
+        let state = match self.state.take() {
+            Some(state) => state,
+            None => {
+                let order = self.configured.resolve(id);
+                position(order, id)?;
+                match order {
+                    ResolvedOrder::Opaque => WindowState::Opaque {
+                        start: None,
+                        recent: RecentIds::new(self.capacity),
+                    },
+                    order => WindowState::Ordered {
+                        order,
+                        start: None,
+                        high: None,
+                    },
+                }
+            }
+        };
+        Ok(self.state.insert(state))
+    }
+
     /// Forgets everything (a new epoch: ids may restart); `auto` decides the order afresh.
     pub fn clear(&mut self) {
-        self.state = WindowState::Empty;
+        self.state = None;
     }
 
     /// The order in force, once an id has been admitted.
     pub fn order(&self) -> Option<ResolvedOrder> {
         match &self.state {
-            WindowState::Empty => None,
-            WindowState::Ordered { order, .. } => Some(*order),
-            WindowState::Opaque(_) => Some(ResolvedOrder::Opaque),
+            None => None,
+            Some(WindowState::Ordered { order, .. }) => Some(*order),
+            Some(WindowState::Opaque { .. }) => Some(ResolvedOrder::Opaque),
         }
     }
 
@@ -101,9 +145,9 @@ impl DedupWindow {
     /// for an opaque one.
     pub fn retained(&self) -> usize {
         match &self.state {
-            WindowState::Empty => 0,
-            WindowState::Ordered { .. } => 1,
-            WindowState::Opaque(recent) => recent.len(),
+            None => 0,
+            Some(WindowState::Ordered { .. }) => 1,
+            Some(WindowState::Opaque { recent, .. }) => recent.len(),
         }
     }
 
@@ -328,6 +372,36 @@ mod tests {
                 assert_eq!(w.retained(), model.len());
             }
         }
+    }
+
+    #[test]
+    fn the_start_is_not_a_delivery() {
+        for (order, start, before, after) in [
+            (CursorOrder::Auto, "42", "41", "43"),
+            (CursorOrder::Redis, "100-5", "100-4", "100-6"),
+        ] {
+            let mut w = DedupWindow::new(order, 8);
+            w.start_after(start).unwrap();
+            assert_eq!(w.admit(start), Ok(Verdict::BeforeStart));
+            assert_eq!(w.admit(before), Ok(Verdict::BeforeStart));
+            assert_eq!(w.admit(after), Ok(Verdict::New));
+            assert_eq!(w.admit(after), Ok(Verdict::Duplicate));
+            assert_eq!(
+                w.admit(start),
+                Ok(Verdict::BeforeStart),
+                "still not a duplicate"
+            );
+        }
+        let mut w = DedupWindow::new(CursorOrder::Opaque, 8);
+        w.start_after("t").unwrap();
+        assert_eq!(w.admit("t"), Ok(Verdict::BeforeStart));
+        assert_eq!(w.admit("u"), Ok(Verdict::New));
+        assert_eq!(w.admit("u"), Ok(Verdict::Duplicate));
+        let mut w = DedupWindow::new(CursorOrder::Numeric, 8);
+        assert!(w.start_after("x").is_err(), "a start must fit the order");
+        assert_eq!(w.order(), None, "an error changes nothing");
+        w.clear();
+        assert_eq!(w.admit("3"), Ok(Verdict::New), "clear forgets the start");
     }
 
     #[test]

@@ -18,6 +18,10 @@ use super::time::Timestamp;
 /// Largest dedup window accepted, so a typo cannot reserve gigabytes.
 const MAX_DEDUP_WINDOW: usize = 1 << 20;
 
+/// How long a joined connection must last, if it delivers nothing, before losing it starts the
+/// reconnect backoff over.
+const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+
 /// Where a stream without a cursor starts (DESIGN.md §2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StartFrom {
@@ -383,6 +387,9 @@ pub enum MalformedKind {
     BadTail(CursorError),
     /// A journaled frame before the connection's `ready`: its epoch is unknown.
     BeforeReady,
+    /// A journaled frame at or before the `ready.tail` a `from=now` stream started after: the
+    /// source sent what `from=now` excludes (it is not a duplicate: it was never delivered).
+    BeforeStart,
     /// Bytes the event-stream parser had to discard (a line or an event over its limits).
     Unparsable(ParseError),
 }
@@ -414,6 +421,9 @@ impl fmt::Display for Malformed {
                 fmt::Display::fmt(e, f)
             }
             MalformedKind::BeforeReady => f.write_str("a journaled frame arrived before ready"),
+            MalformedKind::BeforeStart => f.write_str(
+                "a journaled frame at or before the tail the from=now stream started after",
+            ),
             MalformedKind::Unparsable(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -438,7 +448,8 @@ pub enum Event {
     },
     /// A connection was lost and the session is recovering.
     Reconnecting {
-        /// Attempts since the last `ready` (1 for the first).
+        /// Attempts since the last connection that delivered a frame or stayed joined for a
+        /// second (1 for the first).
         attempt: u32,
         /// The delay before the session reconnects.
         delay: Duration,
@@ -488,6 +499,10 @@ pub struct Stats {
 struct Connection {
     id: ConnectionId,
     ready: bool,
+    /// When `ready` arrived (meaningful once `ready`).
+    ready_at: Timestamp,
+    /// A frame was delivered from it.
+    delivered: bool,
     /// The server may have resumed after a cursor (query parameter or `Last-Event-ID` header).
     asked_with_cursor: bool,
     /// The connection's URL asks for `from=now`.
@@ -549,6 +564,8 @@ pub struct Session {
     backoff: Backoff,
     /// The last delivered id (or the `from=now` tail), in `epoch`.
     cursor: Option<String>,
+    /// The `from=now` tail the stream started after, in `epoch`.
+    start: Option<String>,
     epoch: Option<String>,
     /// Connections without a cursor ask `from=now` until the first `ready`.
     from_now_pending: bool,
@@ -590,6 +607,7 @@ impl Session {
             dedup,
             backoff: Backoff::new(config.backoff, config.seed),
             cursor,
+            start: None,
             epoch,
             ever_ready: false,
             started: now,
@@ -844,6 +862,17 @@ impl Session {
         query
     }
 
+    /// Whether a connection opened now would ask for `from=now`: no cursor and no `ready` yet.
+    pub fn starts_now(&self) -> bool {
+        self.cursor.is_none() && self.from_now_pending
+    }
+
+    /// The `ready.tail` this stream started after without delivering it (a `from=now` join), in
+    /// the current epoch; `None` when it started at the beginning or from a cursor.
+    pub fn start(&self) -> Option<&str> {
+        self.start.as_deref()
+    }
+
     fn open_connection(&mut self, now: Timestamp) {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
@@ -856,6 +885,8 @@ impl Session {
         self.link = Link::Active(Connection {
             id,
             ready: false,
+            ready_at: now,
+            delivered: false,
             asked_with_cursor: self.cursor.is_some(),
             from_now,
             ready_deadline: now.saturating_add(self.ready_timeout),
@@ -872,6 +903,12 @@ impl Session {
     fn abandon(&mut self, cause: Interruption, now: Timestamp, delay: Option<Duration>) {
         if let Link::Active(c) = &self.link {
             self.commands.push_back(Command::Close(c.id));
+            // Only a connection that proved useful starts the backoff over: one that delivered a
+            // frame or stayed joined a while. A server that answers `ready` and hangs up at once
+            // (a cursor it will never serve past) must meet a growing delay, not a loop.
+            if c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)) {
+                self.backoff.reset();
+            }
         }
         let delay = delay.unwrap_or_else(|| self.backoff.next_delay());
         let attempt = self.backoff.attempt().max(1);
@@ -899,12 +936,17 @@ impl Session {
 
     fn on_ready(&mut self, info: ReadyInfo, now: Timestamp) {
         let Link::Active(c) = &self.link else { return };
-        let (asked_with_cursor, from_now) = (c.asked_with_cursor, c.from_now);
+        // `from=now` places the start once: at the session's first join, on the connection that
+        // asked for it. Any later `ready` (a leader tab's reconnect relayed on the same link, a new
+        // epoch) leaves the start alone: a new epoch is delivered from its beginning.
+        let (asked_with_cursor, starts_now) =
+            (c.asked_with_cursor, c.from_now && self.from_now_pending);
         if let Some(previous) = self.epoch.take_if(|e| *e != info.epoch) {
             self.stats.resets += 1;
             self.dedup.clear();
             self.last_hole = None;
             self.cursor = None;
+            self.start = None;
             self.from_now_pending = false;
             self.epoch = Some(info.epoch.clone());
             self.events.push_back(Event::Reset {
@@ -920,10 +962,15 @@ impl Session {
         }
         self.epoch = Some(info.epoch.clone());
         self.joined_empty = info.tail.is_none();
-        if from_now && self.cursor.is_none() {
+        if starts_now && self.cursor.is_none() {
             if let Some(tail) = &info.tail {
-                match self.dedup.admit(tail) {
-                    Ok(_) => self.cursor = Some(tail.clone()),
+                // The start is where reconnects resume, not a delivery: the dedup window keeps it
+                // apart, so it can never make an undelivered frame pass for a duplicate.
+                match self.dedup.start_after(tail) {
+                    Ok(()) => {
+                        self.cursor = Some(tail.clone());
+                        self.start = Some(tail.clone());
+                    }
                     Err(e) => {
                         let event = self.names.ready.clone();
                         self.malformed(
@@ -940,11 +987,11 @@ impl Session {
         }
         if let Link::Active(c) = &mut self.link {
             c.ready = true;
+            c.ready_at = now;
         }
         self.from_now_pending = false;
         self.ever_ready = true;
         self.refreshed_since_ready = false;
-        self.backoff.reset();
         self.events.push_back(Event::Ready(info));
     }
 
@@ -991,7 +1038,11 @@ impl Session {
         match self.dedup.admit(id) {
             Err(e) => self.malformed(MalformedKind::BadId(e), raw),
             Ok(Verdict::Duplicate) => self.stats.duplicates += 1,
+            Ok(Verdict::BeforeStart) => self.malformed(MalformedKind::BeforeStart, raw),
             Ok(Verdict::New) => {
+                if let Link::Active(c) = &mut self.link {
+                    c.delivered = true;
+                }
                 self.cursor = Some(id.to_owned());
                 self.stats.delivered += 1;
                 self.events.push_back(Event::Frame(Frame {

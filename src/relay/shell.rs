@@ -123,8 +123,6 @@ struct Queued {
 /// The session's current connection.
 pub(super) struct Link {
     pub(super) id: ConnectionId,
-    /// The session asked for `from=now` on it.
-    pub(super) from_now: bool,
     pub(super) source: Source,
 }
 
@@ -578,10 +576,8 @@ impl Shell {
                 progressed = true;
                 match command {
                     Command::Open(request) => {
-                        let from_now = request.query.iter().any(|(k, v)| k == "from" && v == "now");
                         self.link = Some(Link {
                             id: request.connection,
-                            from_now,
                             source: Source::Leader { welcomed: false },
                         });
                         if self.tabs.as_ref().is_some_and(|t| !t.leading) {
@@ -627,7 +623,7 @@ impl Shell {
                             self.opened = Some(Ok(()));
                             notices.woke = true;
                         }
-                        self.leader_ready();
+                        self.leader_ready(&info.epoch);
                     }
                     Event::Reset { ref epoch, .. } => {
                         self.epoch = Rc::from(epoch.as_str());

@@ -140,6 +140,12 @@ impl Tabs {
         self.leader = Some(from.to_owned());
     }
 
+    /// Where this tab stands in the frames it published: the last one delivered in this epoch,
+    /// else `start` (where its session started without delivering), else nothing.
+    fn position(&self, start: Option<String>) -> Option<String> {
+        self.last_delivered.clone().or(start)
+    }
+
     /// Records a frame this tab's session delivered.
     pub(super) fn delivered(&mut self, frame: &Frame, epoch: &str) {
         let previous = match &self.last_delivered {
@@ -285,8 +291,9 @@ impl Shell {
 
     /// Makes the current connection one served by the leader: say hello and wait for its welcome.
     pub(super) fn follow(&mut self) {
-        let now_requested =
-            self.link.as_ref().is_some_and(|l| l.from_now) && self.session.cursor().is_none();
+        // Only before the stream's first join: after it, even without a cursor (a new epoch),
+        // the follower wants everything from the beginning.
+        let now_requested = self.session.starts_now();
         let Some(link) = self.link.as_mut() else {
             return;
         };
@@ -348,8 +355,13 @@ impl Shell {
         {
             if tabs.leading {
                 tabs.followers = true;
-                if self.session.state() == State::Live {
-                    self.welcome(from, cursor, from_now);
+                if let Some(epoch) = self
+                    .session
+                    .epoch()
+                    .filter(|_| self.session.state() == State::Live)
+                {
+                    let epoch = epoch.to_owned();
+                    self.welcome(from, cursor, from_now, &epoch);
                 } else {
                     tabs.pending.push((from, cursor, from_now));
                     // Tell the follower a leader exists, so it waits instead of connecting itself.
@@ -421,9 +433,20 @@ impl Shell {
             TabMessage::Ready { tail, epoch, .. } if welcomed => {
                 self.feed_ready(&ReadyInfo { tail, epoch }, now)
             }
-            TabMessage::Frames { epoch, frames, .. }
-                if welcomed && self.session.epoch() == Some(epoch.as_str()) =>
+            TabMessage::Frames { epoch, .. }
+                if welcomed && self.session.epoch() != Some(epoch.as_str()) =>
             {
+                // Frames of an epoch this tab has not joined: never delivered blind. Counted, and
+                // the leader is asked where things stand (its welcome carries the epoch).
+                tabs.rejected += 1;
+                if tabs
+                    .last_hello
+                    .is_none_or(|t| now.saturating_since(t) >= Duration::from_secs(1))
+                {
+                    self.follow();
+                }
+            }
+            TabMessage::Frames { frames, .. } if welcomed => {
                 // A reader that fell behind takes no more than the queue's bound: the link pauses
                 // there (the session then ignores the rest), and the frames left out come back in
                 // the catch-up after the cursor when it resumes.
@@ -459,43 +482,43 @@ impl Shell {
         }
     }
 
-    /// Answers one follower from the buffer.
-    fn welcome(&self, to: String, cursor: Option<Cursor>, now: bool) {
-        let Some(tabs) = self.tabs.as_ref() else {
+    /// Answers one follower from the buffer, in `epoch`.
+    fn welcome(&mut self, to: String, cursor: Option<Cursor>, now: bool, epoch: &str) {
+        let start = self.session.start().map(str::to_owned);
+        let Some(tabs) = self.tabs.as_mut() else {
             return;
         };
-        let Some(epoch) = self.session.epoch() else {
-            return;
-        };
+        // Frames delivered before this answer go out before it, so its tail is exact.
+        tabs.publish_now();
         let catch_up = tabs.buffer.catch_up(cursor.as_ref(), now);
         tabs.post(&TabMessage::Welcome {
             from: tabs.me.clone(),
             term: tabs.term,
             to,
-            tail: self.session.cursor().map(|c| c.id),
+            tail: tabs.position(start),
             epoch: epoch.to_owned(),
             frames: catch_up.frames,
             complete: catch_up.complete,
         });
     }
 
-    /// The leader's connection joined: tell the followers, and answer those who waited.
-    pub(super) fn leader_ready(&mut self) {
+    /// The leader's connection joined (`ready` of `epoch`, in the order of the session's events):
+    /// tell the followers, and answer those who waited.
+    pub(super) fn leader_ready(&mut self, epoch: &str) {
+        let start = self.session.start().map(str::to_owned);
         let Some(tabs) = self.tabs.as_mut().filter(|t| t.leading) else {
             return;
         };
         let pending = std::mem::take(&mut tabs.pending);
-        if let Some(epoch) = self.session.epoch() {
-            let tail = self.session.cursor().map(|c| c.id);
-            tabs.post(&TabMessage::Ready {
-                from: tabs.me.clone(),
-                term: tabs.term,
-                tail,
-                epoch: epoch.to_owned(),
-            });
-        }
+        tabs.publish_now();
+        tabs.post(&TabMessage::Ready {
+            from: tabs.me.clone(),
+            term: tabs.term,
+            tail: tabs.position(start),
+            epoch: epoch.to_owned(),
+        });
         for (to, cursor, now) in pending {
-            self.welcome(to, cursor, now);
+            self.welcome(to, cursor, now, epoch);
         }
     }
 
