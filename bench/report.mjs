@@ -91,7 +91,7 @@ export function writeReport({ root, date, commit, dirty, machine, results, previ
       met: val("failover.leader.median") < 250 && val("failover.nextFrame.median") < 250,
     },
   ];
-  L.push("## DESIGN.md §7 targets");
+  L.push("## Targets");
   L.push("");
   L.push("| target | measured | |");
   L.push("|---|---|---|");

@@ -1,6 +1,6 @@
 // `npm run bench`: sse-relay against raw EventSource and the npm clients people use today, side by
 // side in one run, in headless Chromium against the reference server's bench mode (issue #8,
-// DESIGN.md §7). Writes bench/results.json and bench/RESULTS.md.
+// the project's targets). Writes bench/results.json and bench/RESULTS.md.
 //
 // Environment: BENCH_FRAMES (throughput journal, default 200000), BENCH_RUNS (throughput runs per client, default 5), BENCH_FAILOVERS (default 10),
 // BENCH_MEMORY_FRAMES (default 1000000), BENCH_CLIENTS=raw,relay-fetch,... (throughput clients), BENCH_SKIP_BUILD=1 (use pkg/ and the release server as

@@ -30,6 +30,8 @@ tier "core purity" core_is_pure
 tier "clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 tier "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
 tier "tests (native)" cargo test --workspace --quiet
+tier "simulation (10,000 seeded multi-tab schedules)" \
+  cargo test --profile sim --quiet --test simulation seeds -- --nocapture
 tier "build (npm package)" npm run --silent build
 tier "wasm-bindgen-test (headless Chromium)" bash scripts/wasm-test.sh
 tier "end to end (headless Chromium, reference server)" bash scripts/e2e.sh

@@ -1,4 +1,4 @@
-//! Every `#[wasm_bindgen]` export: the JavaScript API of DESIGN.md §4 (see `docs/js-api.md`).
+//! Every `#[wasm_bindgen]` export: the JavaScript API (see `docs/js-api.md`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -170,7 +170,7 @@ impl JsRelayStream {
     /// `"leader"`, `"follower"` or `"standalone"` (not sharing across tabs).
     #[wasm_bindgen(getter, unchecked_return_type = "RelayRole")]
     pub fn role(&self) -> String {
-        self.stream.role().to_owned()
+        self.stream.role().as_str().to_owned()
     }
 
     /// The journal epoch in force; `null` before the first `ready`.

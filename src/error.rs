@@ -89,6 +89,7 @@ impl From<crate::core::Error> for Error {
             crate::core::Error::Unauthorized { status } => Error::Unauthorized { status },
             crate::core::Error::Stopped => Error::Stopped,
             crate::core::Error::NotEventStream => Error::NotEventStream,
+            crate::core::Error::Closed => Error::Aborted,
         }
     }
 }

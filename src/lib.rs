@@ -1,6 +1,6 @@
 //! sse-relay: every journaled server-sent frame exactly once, in order, in every tab.
 //!
-//! The crate has two layers (see `DESIGN.md` §5 and the README):
+//! The crate has two layers (see the README):
 //!
 //! - [`core`]: the protocol logic, pure and sans-IO. It never touches the browser or a clock: the
 //!   caller passes time in and performs the commands it asks for. It builds and is tested natively.
@@ -12,6 +12,7 @@ pub mod core;
 mod error;
 mod options;
 
+pub use core::Role;
 pub use error::Error;
 pub use options::{Credentials, Options, OptionsError, PersistCursor, Transport};
 

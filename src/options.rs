@@ -20,16 +20,7 @@ pub enum PersistCursor {
     Session,
 }
 
-/// How frames reach the page (DESIGN.md §5): the browser's `EventSource`, or `fetch` with the
-/// core's own SSE parser (headers, POST, the HTTP status, and speed).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Transport {
-    /// The native `EventSource` (the default).
-    #[default]
-    EventSource,
-    /// `fetch` and a streamed response body.
-    Fetch,
-}
+pub use crate::core::Transport;
 
 /// Whether `fetch` sends cookies (its `credentials` mode).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,7 +83,7 @@ pub struct Options {
     pub persist_cursor: PersistCursor,
     /// Send cookies cross-origin (`EventSource` `withCredentials`).
     pub with_credentials: bool,
-    /// Share one connection per stream key across the browser's tabs (DESIGN.md §3).
+    /// Share one connection per stream key across the browser's tabs (`docs/PROTOCOL.md` §2).
     pub share_across_tabs: bool,
     /// `eventsource` or `fetch`.
     pub transport: Transport,

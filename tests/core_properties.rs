@@ -1,4 +1,4 @@
-//! Property tests of the core (DESIGN.md §6.1): exactly once, in order, whatever the wire does.
+//! Property tests of the core: exactly once, in order, whatever the wire does.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;
@@ -363,8 +363,8 @@ mod tab_messages {
         #[test]
         fn messages_round_trip(frames in prop::collection::vec(frame(), 0..20), term in 0..=MAX_TERM, epoch in "[a-z0-9-]{1,12}", complete in any::<bool>()) {
             let messages = [
-                TabMessage::Frames { from: "leader".into(), term, epoch: epoch.clone(), frames: frames.clone() },
-                TabMessage::Welcome { from: "leader".into(), term, to: "f".into(), tail: frames.last().map(|f| f.id.clone()), epoch, frames, complete },
+                TabMessage::Frames { from: "leader".into(), term, seq: 1, epoch: epoch.clone(), frames: frames.clone() },
+                TabMessage::Welcome { from: "leader".into(), term, seq: 2, to: "f".into(), after: None, tail: frames.last().map(|f| f.id.clone()), epoch, frames, complete },
             ];
             for m in messages {
                 prop_assert_eq!(TabMessage::decode(&m.encode()), Ok(m));

@@ -775,7 +775,8 @@ fn a_reader_pause_closes_the_connection_and_resumes_after_the_last_frame_deliver
     for _ in 0..3 {
         sim.append("token");
     }
-    sim.session.pause_reader();
+    let now = sim.ts();
+    sim.session.pause_reader(now);
     sim.pump();
     assert!(sim.session.reader_paused());
     assert!(sim.conn.is_none(), "the connection was closed");
@@ -819,7 +820,8 @@ fn a_reader_pause_closes_the_connection_and_resumes_after_the_last_frame_deliver
 
     // Only a live connection pauses: not one still waiting for ready, not a closed session.
     let mut waiting = Sim::silent(quick_config(), numeric());
-    waiting.session.pause_reader();
+    let now = waiting.ts();
+    waiting.session.pause_reader(now);
     assert!(!waiting.session.reader_paused());
     sim.session.close();
     sim.session.resume_reader(sim.ts());

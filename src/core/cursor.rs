@@ -1,4 +1,4 @@
-//! Cursors: what a journal id means and how two ids compare (DESIGN.md §2, "Cursor order").
+//! Cursors: what a journal id means and how two ids compare (`docs/PROTOCOL.md`, "Cursor order").
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Frames of wire protocol v1 (DESIGN.md §2): what a transport hands over, how the session tells
+//! Frames of wire protocol v1 (`docs/PROTOCOL.md` §1): what a transport hands over, how the session tells
 //! ready, journaled, done and ping frames apart, and what it delivers.
 
 use std::fmt;

@@ -1,5 +1,6 @@
-//! The pure protocol core: frames, cursors, the dedup window, the ready gate, the reconnect policy
-//! and the session state machine that ties them together.
+//! The pure protocol core: frames, cursors, the dedup window, the ready gate, the reconnect policy,
+//! the session state machine that ties them together, and the peer: one tab's whole part of a
+//! stream (the session, the cross-tab protocol, the application's queue and its bounds).
 //!
 //! Nothing here depends on a browser crate or reads a clock (the browser crates are wasm32-only
 //! dependencies, so a native build proves it). Time comes in as a [`Timestamp`]; timers go out as
@@ -12,6 +13,7 @@ mod dedup;
 mod frame;
 mod json;
 mod parser;
+mod peer;
 mod retry_after;
 mod session;
 mod tabs;
@@ -25,6 +27,11 @@ pub use frame::{EventNames, Frame, RawEvent, ReadyError, ReadyInfo};
 pub use json::JsonError;
 pub use parser::{
     ParseError, Parsed, ParserLimits, SseParser, DEFAULT_MAX_DATA_LEN, DEFAULT_MAX_LINE_LEN,
+};
+pub use peer::{
+    Action, Connect, Limits, LockTicket, Peer, PeerConfig, Role, Transport, BODY_HIGH, BODY_LOW,
+    FINISHED_LEADER_HOLD, HELLO_INTERVAL, LEADER_SILENCE, PERSIST_DELAY, READER_STUCK,
+    TAB_BUFFER_FRAMES, UNPAUSABLE_HIGH, UNPAUSABLE_LOW,
 };
 pub use retry_after::retry_after_ms;
 pub use session::{

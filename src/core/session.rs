@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::backoff::{Backoff, BackoffPolicy};
@@ -22,7 +23,7 @@ const MAX_DEDUP_WINDOW: usize = 1 << 20;
 /// reconnect backoff over.
 const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 
-/// Where a stream without a cursor starts (DESIGN.md §2).
+/// Where a stream without a cursor starts (`docs/PROTOCOL.md`, "Where a stream starts").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StartFrom {
     /// Replay the whole retained journal (a late attach still sees the whole turn).
@@ -300,6 +301,8 @@ pub enum Interruption {
     /// The application fell behind and the connection was paused (closed) until it caught up:
     /// the stream resumes from the last frame delivered.
     ReaderBehind,
+    /// The stream moved between this tab's own connection and the leader tab's channel.
+    Handover,
 }
 
 impl fmt::Display for Interruption {
@@ -324,6 +327,7 @@ impl fmt::Display for Interruption {
             Interruption::ReaderBehind => {
                 "the application fell behind; the connection paused until it caught up"
             }
+            Interruption::Handover => "the stream moved between this tab and the leader tab",
         })
     }
 }
@@ -346,6 +350,8 @@ pub enum Error {
     Stopped,
     /// The server answered 2xx with a content type other than `text/event-stream`.
     NotEventStream,
+    /// The application closed the stream before the server's first `ready`.
+    Closed,
 }
 
 impl fmt::Display for Error {
@@ -367,6 +373,7 @@ impl fmt::Display for Error {
             Error::NotEventStream => {
                 f.write_str("the server answered with a content type other than text/event-stream")
             }
+            Error::Closed => f.write_str("the stream was closed before the server joined it"),
         }
     }
 }
@@ -566,7 +573,8 @@ pub struct Session {
     cursor: Option<String>,
     /// The `from=now` tail the stream started after, in `epoch`.
     start: Option<String>,
-    epoch: Option<String>,
+    /// Shared with every frame queued for the reader, so a frame carries its epoch without a copy.
+    epoch: Option<Arc<str>>,
     /// Connections without a cursor ask `from=now` until the first `ready`.
     from_now_pending: bool,
     ever_ready: bool,
@@ -589,7 +597,7 @@ impl Session {
                 dedup
                     .admit(&id)
                     .map_err(|e| invalid("resume", e.to_string()))?;
-                (Some(id), Some(epoch))
+                (Some(id), Some(Arc::from(epoch)))
             }
             None => (None, None),
         };
@@ -646,6 +654,17 @@ impl Session {
             _ if !ready => self.malformed(MalformedKind::BeforeReady, raw),
             kind => self.on_journaled(kind, raw, now),
         }
+        self.report_state();
+    }
+
+    /// A `ready` already read (a tab relaying its leader's join): the same as a `ready` frame
+    /// with this payload on `connection`.
+    pub fn handle_ready(&mut self, connection: ConnectionId, info: ReadyInfo, now: Timestamp) {
+        let Some(c) = self.active_mut(connection) else {
+            return;
+        };
+        c.last_activity = now;
+        self.on_ready(info, now);
         self.report_state();
     }
 
@@ -757,13 +776,32 @@ impl Session {
     /// transport that cannot pause, like `EventSource`) until [`Session::resume_reader`]. Only a
     /// live connection pauses; otherwise this does nothing. The state stays `live`: every frame
     /// so far is delivered, the rest waits at the server.
-    pub fn pause_reader(&mut self) {
+    pub fn pause_reader(&mut self, now: Timestamp) {
         if let Link::Active(c) = &self.link {
             if c.ready {
                 self.commands.push_back(Command::Close(c.id));
+                self.settle_backoff(now);
                 self.link = Link::Paused;
             }
         }
+    }
+
+    /// The stream must move to another transport (a tab taking over from its leader, or handing
+    /// over to another): the current connection is closed and a new one opened at once, from the
+    /// cursor, not ready until its own `ready`. Does nothing once the session is stopped or paused.
+    pub fn reconnect(&mut self, now: Timestamp) {
+        if matches!(self.link, Link::Stopped | Link::Paused) {
+            return;
+        }
+        self.abandon(Interruption::Handover, now, Some(Duration::ZERO));
+        // A handover is not a lost connection: counted in `connections`, not in `reconnects`.
+        self.open_connection_counted(now, false);
+        self.report_state();
+    }
+
+    /// Whether the current connection has joined (its `ready` came).
+    pub fn joined(&self) -> bool {
+        matches!(&self.link, Link::Active(c) if c.ready)
     }
 
     /// Whether the connection is paused for the application (see [`Session::pause_reader`]).
@@ -820,13 +858,23 @@ impl Session {
     /// The last delivered id and its epoch: where a new session would resume.
     pub fn cursor(&self) -> Option<Cursor> {
         let id = self.cursor.clone()?;
-        let epoch = self.epoch.clone()?;
+        let epoch = String::from(&**self.epoch.as_ref()?);
         Some(Cursor { id, epoch })
     }
 
     /// The epoch in force, once a `ready` was seen (or restored with a cursor).
     pub fn epoch(&self) -> Option<&str> {
         self.epoch.as_deref()
+    }
+
+    /// The epoch in force, shared (a frame queued for the reader keeps it without a copy).
+    pub fn shared_epoch(&self) -> Option<Arc<str>> {
+        self.epoch.clone()
+    }
+
+    /// The id of the last delivered frame (or the `from=now` start): the cursor without its epoch.
+    pub fn cursor_id(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 
     /// Counters so far.
@@ -854,7 +902,7 @@ impl Session {
         if let Some(cursor) = &self.cursor {
             query.push((self.cursor_param.clone(), cursor.clone()));
             if let Some(epoch) = &self.epoch {
-                query.push((self.epoch_param.clone(), epoch.clone()));
+                query.push((self.epoch_param.clone(), String::from(&**epoch)));
             }
         } else if self.from_now_pending {
             query.push(("from".to_owned(), "now".to_owned()));
@@ -874,11 +922,16 @@ impl Session {
     }
 
     fn open_connection(&mut self, now: Timestamp) {
+        self.open_connection_counted(now, true);
+    }
+
+    /// Opens the next connection; `recovery`: it replaces one that was lost (`stats.reconnects`).
+    fn open_connection_counted(&mut self, now: Timestamp, recovery: bool) {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
         let query = self.resume_query();
         let from_now = self.cursor.is_none() && self.from_now_pending;
-        if self.stats.connections > 0 {
+        if self.stats.connections > 0 && recovery {
             self.stats.reconnects += 1;
         }
         self.stats.connections += 1;
@@ -903,12 +956,7 @@ impl Session {
     fn abandon(&mut self, cause: Interruption, now: Timestamp, delay: Option<Duration>) {
         if let Link::Active(c) = &self.link {
             self.commands.push_back(Command::Close(c.id));
-            // Only a connection that proved useful starts the backoff over: one that delivered a
-            // frame or stayed joined a while. A server that answers `ready` and hangs up at once
-            // (a cursor it will never serve past) must meet a growing delay, not a loop.
-            if c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)) {
-                self.backoff.reset();
-            }
+            self.settle_backoff(now);
         }
         let delay = delay.unwrap_or_else(|| self.backoff.next_delay());
         let attempt = self.backoff.attempt().max(1);
@@ -920,6 +968,17 @@ impl Session {
             delay,
             cause,
         });
+    }
+
+    /// The current connection is going: only one that proved useful starts the backoff over (it
+    /// delivered a frame or stayed joined a while). A server that answers `ready` and hangs up at
+    /// once (a cursor it will never serve past) must meet a growing delay, not a loop.
+    fn settle_backoff(&mut self, now: Timestamp) {
+        if let Link::Active(c) = &self.link {
+            if c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)) {
+                self.backoff.reset();
+            }
+        }
     }
 
     fn stop(&mut self) {
@@ -941,16 +1000,16 @@ impl Session {
         // epoch) leaves the start alone: a new epoch is delivered from its beginning.
         let (asked_with_cursor, starts_now) =
             (c.asked_with_cursor, c.from_now && self.from_now_pending);
-        if let Some(previous) = self.epoch.take_if(|e| *e != info.epoch) {
+        if let Some(previous) = self.epoch.take_if(|e| **e != *info.epoch) {
             self.stats.resets += 1;
             self.dedup.clear();
             self.last_hole = None;
             self.cursor = None;
             self.start = None;
             self.from_now_pending = false;
-            self.epoch = Some(info.epoch.clone());
+            self.epoch = Some(Arc::from(info.epoch.as_str()));
             self.events.push_back(Event::Reset {
-                previous_epoch: previous,
+                previous_epoch: String::from(&*previous),
                 epoch: info.epoch.clone(),
             });
             if asked_with_cursor {
@@ -960,7 +1019,9 @@ impl Session {
                 return;
             }
         }
-        self.epoch = Some(info.epoch.clone());
+        if self.epoch.as_deref() != Some(info.epoch.as_str()) {
+            self.epoch = Some(Arc::from(info.epoch.as_str()));
+        }
         self.joined_empty = info.tail.is_none();
         if starts_now && self.cursor.is_none() {
             if let Some(tail) = &info.tail {

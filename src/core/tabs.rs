@@ -1,4 +1,4 @@
-//! The cross-tab protocol (DESIGN.md §3): the messages tabs exchange on the stream's
+//! The cross-tab protocol (`docs/PROTOCOL.md` §2): the messages tabs exchange on the stream's
 //! `BroadcastChannel`, and the leader's catch-up buffer.
 //!
 //! Messages are JSON text, versioned (`"v": 1`) and validated on decode: anything malformed,
@@ -28,6 +28,9 @@ pub enum TabMessage {
         from: String,
         /// Its term; higher terms win.
         term: u64,
+        /// The message's number within its leader's term (from 1): a follower takes each number
+        /// once, in order, so a replayed message is not taken again.
+        seq: u64,
     },
     /// A follower asks the leader for the frames after its cursor.
     Hello {
@@ -37,6 +40,13 @@ pub enum TabMessage {
         cursor: Option<Cursor>,
         /// Without a cursor: start at the leader's position (`from=now`) instead of the beginning.
         now: bool,
+        /// The highest leadership term the follower has heard of: a leader below it takes a
+        /// higher one (a forged or stale term can then no longer keep followers from it).
+        /// Absent (0) in messages of tabs that predate it.
+        seen_term: u64,
+        /// The tab that announced `seen_term`: two tabs that took the lock at once may announce
+        /// the same term, and the one still leading must outbid the other.
+        seen_leader: Option<String>,
     },
     /// The leader's answer to one follower's `Hello`.
     Welcome {
@@ -44,8 +54,15 @@ pub enum TabMessage {
         from: String,
         /// The leader's term.
         term: u64,
+        /// The message's number within its leader's term (from 1): a follower takes each number
+        /// once, in order, so a replayed message is not taken again.
+        seq: u64,
         /// The follower it answers.
         to: String,
+        /// The cursor of the hello it answers: the catch-up starts after it. A follower whose
+        /// cursor is no longer this ignores the welcome (a late or replayed one), so a welcome can
+        /// never make it skip what it has not delivered.
+        after: Option<Cursor>,
         /// The leader's position: its last delivered id (the follower's `ready.tail`).
         tail: Option<String>,
         /// The epoch in force.
@@ -61,6 +78,9 @@ pub enum TabMessage {
         from: String,
         /// The leader's term.
         term: u64,
+        /// The message's number within its leader's term (from 1): a follower takes each number
+        /// once, in order, so a replayed message is not taken again.
+        seq: u64,
         /// The leader's last delivered id.
         tail: Option<String>,
         /// The epoch in force.
@@ -72,6 +92,9 @@ pub enum TabMessage {
         from: String,
         /// The leader's term.
         term: u64,
+        /// The message's number within its leader's term (from 1): a follower takes each number
+        /// once, in order, so a replayed message is not taken again.
+        seq: u64,
         /// Their epoch.
         epoch: String,
         /// The frames.
@@ -83,6 +106,9 @@ pub enum TabMessage {
         from: String,
         /// The leader's term.
         term: u64,
+        /// The message's number within its leader's term (from 1): a follower takes each number
+        /// once, in order, so a replayed message is not taken again.
+        seq: u64,
     },
 }
 
@@ -153,6 +179,18 @@ impl TabMessage {
         }
     }
 
+    /// The message's number in its leader's term, for messages a leader sends.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            TabMessage::Hello { .. } => None,
+            TabMessage::Leader { seq, .. }
+            | TabMessage::Welcome { seq, .. }
+            | TabMessage::Ready { seq, .. }
+            | TabMessage::Frames { seq, .. }
+            | TabMessage::Ping { seq, .. } => Some(*seq),
+        }
+    }
+
     /// The message as JSON text.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(64);
@@ -168,13 +206,28 @@ impl TabMessage {
         out.push_str(kind);
         out.push_str("\",\"from\":");
         write_string(&mut out, self.from());
-        if let Some(term) = self.term() {
+        if let (Some(term), Some(seq)) = (self.term(), self.seq()) {
             out.push_str(",\"term\":");
             out.push_str(&super::text::decimal(term));
+            out.push_str(",\"seq\":");
+            out.push_str(&super::text::decimal(seq));
         }
         match self {
             TabMessage::Leader { .. } | TabMessage::Ping { .. } => {}
-            TabMessage::Hello { cursor, now, .. } => {
+            TabMessage::Hello {
+                cursor,
+                now,
+                seen_term,
+                seen_leader,
+                ..
+            } => {
+                out.push_str(",\"seenTerm\":");
+                out.push_str(&super::text::decimal(*seen_term));
+                out.push_str(",\"seenLeader\":");
+                match seen_leader {
+                    Some(leader) => write_string(&mut out, leader),
+                    None => out.push_str("null"),
+                }
                 out.push_str(",\"cursor\":");
                 match cursor {
                     Some(c) => write_cursor(&mut out, c),
@@ -188,6 +241,7 @@ impl TabMessage {
             }
             TabMessage::Welcome {
                 to,
+                after,
                 tail,
                 epoch,
                 frames,
@@ -196,6 +250,11 @@ impl TabMessage {
             } => {
                 out.push_str(",\"to\":");
                 write_string(&mut out, to);
+                out.push_str(",\"after\":");
+                match after {
+                    Some(c) => write_cursor(&mut out, c),
+                    None => out.push_str("null"),
+                }
                 write_tail_epoch(&mut out, tail.as_deref(), epoch);
                 write_frames(&mut out, frames);
                 out.push_str(if *complete {
@@ -229,38 +288,55 @@ impl TabMessage {
         }
         let kind = string(&value, "t").map_err(|_| TabMessageError::UnknownType)?;
         let from = nonempty(&value, "from")?;
-        let term = || match value.get("term") {
+        let counter = |field: &'static str| match value.get(field) {
             Some(JsonValue::Number(n)) => match n.parse::<u64>() {
-                Ok(term) if term <= MAX_TERM => Ok(term),
-                _ => Err(TabMessageError::BadField("term")),
+                Ok(n) if n <= MAX_TERM => Ok(n),
+                _ => Err(TabMessageError::BadField(field)),
             },
-            _ => Err(TabMessageError::BadField("term")),
+            _ => Err(TabMessageError::BadField(field)),
         };
+        let term = || counter("term");
+        let seq = || counter("seq");
         Ok(match kind.as_str() {
             "leader" => TabMessage::Leader {
                 from,
                 term: term()?,
+                seq: seq()?,
             },
             "ping" => TabMessage::Ping {
                 from,
                 term: term()?,
+                seq: seq()?,
             },
             "hello" => {
-                let cursor = match value.get("cursor") {
-                    Some(JsonValue::Null) => None,
-                    Some(c @ JsonValue::Object(_)) => Some(cursor_of(c)?),
-                    _ => return Err(TabMessageError::BadField("cursor")),
+                let cursor = optional_cursor(&value, "cursor")?;
+                let seen_term = match value.get("seenTerm") {
+                    None => 0,
+                    Some(JsonValue::Number(n)) => match n.parse::<u64>() {
+                        Ok(term) if term <= MAX_TERM => term,
+                        _ => return Err(TabMessageError::BadField("seenTerm")),
+                    },
+                    Some(_) => return Err(TabMessageError::BadField("seenTerm")),
+                };
+                let seen_leader = match value.get("seenLeader") {
+                    None | Some(JsonValue::Null) => None,
+                    Some(JsonValue::String(s)) if !s.is_empty() => Some(s.clone()),
+                    Some(_) => return Err(TabMessageError::BadField("seenLeader")),
                 };
                 TabMessage::Hello {
                     from,
                     cursor,
                     now: boolean(&value, "now")?,
+                    seen_term,
+                    seen_leader,
                 }
             }
             "welcome" => TabMessage::Welcome {
                 from,
                 term: term()?,
+                seq: seq()?,
                 to: nonempty(&value, "to")?,
+                after: optional_cursor(&value, "after")?,
                 tail: tail(&value)?,
                 epoch: nonempty(&value, "epoch")?,
                 frames: frames(&value)?,
@@ -269,12 +345,14 @@ impl TabMessage {
             "ready" => TabMessage::Ready {
                 from,
                 term: term()?,
+                seq: seq()?,
                 tail: tail(&value)?,
                 epoch: nonempty(&value, "epoch")?,
             },
             "frames" => TabMessage::Frames {
                 from,
                 term: term()?,
+                seq: seq()?,
                 epoch: nonempty(&value, "epoch")?,
                 frames: frames(&value)?,
             },
@@ -290,6 +368,18 @@ fn write_cursor(out: &mut String, cursor: &Cursor) {
     out.push_str(",\"epoch\":");
     write_string(out, &cursor.epoch);
     out.push('}');
+}
+
+/// `field`: a cursor object or `null`.
+fn optional_cursor(
+    value: &JsonValue,
+    field: &'static str,
+) -> Result<Option<Cursor>, TabMessageError> {
+    match value.get(field) {
+        Some(JsonValue::Null) => Ok(None),
+        Some(c @ JsonValue::Object(_)) => Ok(Some(cursor_of(c)?)),
+        _ => Err(TabMessageError::BadField(field)),
+    }
 }
 
 fn cursor_of(value: &JsonValue) -> Result<Cursor, TabMessageError> {
@@ -478,6 +568,37 @@ impl TabBuffer {
         self.frames.push_back(frame);
     }
 
+    /// While nothing is buffered in `epoch`: what precedes the first frame the tab will deliver,
+    /// so that a catch-up from the empty buffer promises no more than the tab knows.
+    pub fn anchor(&mut self, epoch: &str, previous: Previous<'_>) {
+        if self.epoch.as_deref() == Some(epoch) && !self.frames.is_empty() {
+            return;
+        }
+        self.epoch = Some(epoch.to_owned());
+        self.frames.clear();
+        self.base = match previous {
+            Previous::EpochStart => Base::Start,
+            Previous::Id(id) => Base::After(id.to_owned()),
+            Previous::Unknown => Base::Unknown,
+        };
+    }
+
+    /// The last frame buffered and the id before it (`None` before: the epoch's first frame), if
+    /// the buffer knows both: what a live-only (`from=now`) follower of a finished stream needs,
+    /// the `done` entry, and where to start before it.
+    pub fn last_with_previous(&self) -> Option<(Option<String>, Frame)> {
+        let last = self.frames.back()?.clone();
+        let previous = match self.frames.len() {
+            1 => match &self.base {
+                Base::Start => None,
+                Base::After(id) => Some(id.clone()),
+                Base::Unknown => return None,
+            },
+            n => Some(self.frames[n - 2].id.clone()),
+        };
+        Some((previous, last))
+    }
+
     /// Forgets everything (the tab's stream was reset to a new epoch it has no frames of yet).
     pub fn clear(&mut self) {
         self.epoch = None;
@@ -616,25 +737,33 @@ mod tests {
             TabMessage::Leader {
                 from: "a".into(),
                 term: 3,
+                seq: 7,
             },
             TabMessage::Ping {
                 from: "a".into(),
                 term: MAX_TERM,
+                seq: 7,
             },
             TabMessage::Hello {
                 from: "b".into(),
                 cursor: None,
                 now: true,
+                seen_term: 0,
+                seen_leader: None,
             },
             TabMessage::Hello {
                 from: "b".into(),
                 cursor: Some(cursor("7", "e\"1")),
                 now: false,
+                seen_term: MAX_TERM,
+                seen_leader: Some("a".into()),
             },
             TabMessage::Welcome {
                 from: "a".into(),
                 term: 3,
+                seq: 7,
                 to: "b".into(),
+                after: Some(cursor("7", "e1")),
                 tail: Some("9".into()),
                 epoch: "e1".into(),
                 frames: vec![
@@ -650,12 +779,14 @@ mod tests {
             TabMessage::Ready {
                 from: "a".into(),
                 term: 3,
+                seq: 7,
                 tail: None,
                 epoch: "e2".into(),
             },
             TabMessage::Frames {
                 from: "a".into(),
                 term: 4,
+                seq: 7,
                 epoch: "e2".into(),
                 frames: vec![],
             },
@@ -768,6 +899,23 @@ mod tests {
             (vec!["1".into()], true),
             "a new epoch from its start"
         );
+    }
+
+    #[test]
+    fn an_empty_buffer_promises_only_what_its_anchor_says() {
+        let mut b = TabBuffer::new(8);
+        b.anchor("e", Previous::Id("3"));
+        assert!(
+            !b.catch_up(None, false).complete,
+            "a tab that started after 3 cannot serve the epoch from its start"
+        );
+        assert!(b.catch_up(Some(&cursor("3", "e")), false).complete);
+        assert!(b.catch_up(None, true).complete, "from=now needs nothing");
+        b.anchor("e", Previous::EpochStart);
+        assert!(b.catch_up(None, false).complete);
+        b.push(frame("1"), "e", Previous::EpochStart);
+        b.anchor("e", Previous::Unknown);
+        assert_eq!(b.len(), 1, "frames held: the anchor stays");
     }
 
     #[test]

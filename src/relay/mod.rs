@@ -1,21 +1,18 @@
 //! The browser stream for Rust front ends (Leptos, Yew, Dioxus): the same semantics as the
 //! JavaScript `RelayStream`, as a [`futures::Stream`] of frames.
 
-mod shell;
-mod tabs;
+mod driver;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use crate::core::{Cursor, Event, Frame, State, Stats};
+use crate::core::{Cursor, Event, Frame, Role, State, Stats};
 use crate::error::Error;
 use crate::options::Options;
-#[cfg(test)]
-pub(crate) use shell::QUEUE_HIGH;
-pub(crate) use shell::{Handle, Unread};
-pub use shell::{Hooks, Listener, UnauthorizedHook};
+pub(crate) use driver::{Handle, Unread};
+pub use driver::{Hooks, Listener, UnauthorizedHook};
 
 /// One journaled stream: every frame exactly once, in order, across reconnects.
 ///
@@ -96,10 +93,10 @@ impl RelayStream {
         self.handle.stats()
     }
 
-    /// `"leader"` (this tab owns the connection), `"follower"` (another tab does) or
-    /// `"standalone"` (not sharing across tabs).
-    pub fn role(&self) -> &'static str {
-        self.handle.role().as_str()
+    /// [`Role::Leader`] (this tab owns the connection), [`Role::Follower`] (another tab does) or
+    /// [`Role::Standalone`] (not sharing across tabs).
+    pub fn role(&self) -> Role {
+        self.handle.role()
     }
 
     /// Calls `listener` with every non-frame event (ready, state changes, resets, reconnects,

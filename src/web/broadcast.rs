@@ -5,6 +5,11 @@ use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, MessageEvent};
 
 /// One channel and its `message` listener. Dropping it closes the channel.
+/// Whether this browser has `BroadcastChannel`.
+pub(crate) fn available() -> bool {
+    js_sys::Reflect::has(&js_sys::global(), &"BroadcastChannel".into()).unwrap_or(false)
+}
+
 #[must_use = "dropping the channel closes it"]
 pub(crate) struct Channel {
     channel: BroadcastChannel,
@@ -18,9 +23,7 @@ impl Channel {
         name: &str,
         mut on_message: impl FnMut(Option<String>) + 'static,
     ) -> Option<Channel> {
-        let has_api =
-            js_sys::Reflect::has(&js_sys::global(), &"BroadcastChannel".into()).unwrap_or(false);
-        if !has_api {
+        if !available() {
             return None;
         }
         let channel = BroadcastChannel::new(name).ok()?;

@@ -96,11 +96,6 @@ impl ReadGate {
         }
     }
 
-    /// Whether reading is paused.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.get()
-    }
-
     async fn wait_open(&self) {
         std::future::poll_fn(|cx| {
             if self.closed.get() {

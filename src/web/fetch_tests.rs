@@ -433,7 +433,7 @@ async fn a_reader_that_does_not_read_holds_a_bounded_queue_and_loses_nothing() {
     // The body is ~4 MB: far more than the queue may hold. Let it arrive unread.
     TimeoutFuture::new(1500).await;
     let held = stream.stats().delivered;
-    let bound = crate::relay::QUEUE_HIGH as u64;
+    let bound = crate::core::BODY_HIGH as u64;
     assert!(
         (bound / 2..=bound).contains(&held),
         "frames held for a reader that does not read: {held} (bound {bound})"

@@ -9,6 +9,13 @@ use wasm_bindgen::{JsCast, JsValue};
 
 /// A queued or held exclusive lock. The browser releases it when the tab closes or crashes;
 /// dropping this releases it (or withdraws the request) too.
+/// Whether this browser has Web Locks (`navigator.locks`).
+pub(crate) fn available() -> bool {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|navigator| Reflect::get(&navigator, &"locks".into()))
+        .is_ok_and(|locks| !locks.is_undefined() && !locks.is_null())
+}
+
 #[must_use = "dropping the request releases the lock"]
 pub(crate) struct LockRequest {
     /// Resolving the promise the lock callback returned releases the lock.

@@ -378,7 +378,7 @@ async fn a_follower_that_does_not_read_holds_a_bounded_queue_and_loses_nothing()
     };
     let url = format!("{}/streams/{key}/events", server());
     let leader = RelayStream::open(&url, options.clone()).await.unwrap();
-    assert_eq!(leader.role(), "leader");
+    assert_eq!(leader.role(), crate::Role::Leader);
     let leader_done = Rc::new(RefCell::new(None));
     let seen = Rc::clone(&leader_done);
     wasm_bindgen_futures::spawn_local(async move {
@@ -386,7 +386,7 @@ async fn a_follower_that_does_not_read_holds_a_bounded_queue_and_loses_nothing()
         *seen.borrow_mut() = Some(count);
     });
     let mut follower = RelayStream::open(&url, options).await.unwrap();
-    assert_eq!(follower.role(), "follower");
+    assert_eq!(follower.role(), crate::Role::Follower);
     // Filled live once both joined, so the follower is served through the channel.
     post(
         &format!("{}/streams/{key}/fill?frames=50000&bytes=60", server()),

@@ -1,4 +1,4 @@
-// Scenario 1: the cold-start join race (DESIGN.md §1.1). The server answers 200 at once but joins
+// Scenario 1: the cold-start join race. The server answers 200 at once but joins
 // its live channel 300 ms later (`joinDelayMs=300`); with `from=now` nothing before the join is
 // ever replayed. A page that dispatches the moment `open()` resolves (after `ready`) gets the whole
 // turn; the naive page dispatches on the EventSource `open` event and loses the first tokens.

@@ -1,4 +1,4 @@
-// Scenario 2: late attach after completion (DESIGN.md §1.2). The turn has finished before the page
+// Scenario 2: late attach after completion. The turn has finished before the page
 // attaches. `from: "start"` replays the whole journal: every token and `done`, exactly once. The
 // naive page attaching with `from=now` (a no-replay broker) gets `done` alone: the turn's tokens
 // are gone (a server speaking protocol v1 answers a live-only attach after the end with `done`).

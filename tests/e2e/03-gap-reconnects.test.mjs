@@ -1,4 +1,4 @@
-// Scenario 3: the gap across reconnects (DESIGN.md §1.3). The server ends every connection after
+// Scenario 3: the gap across reconnects. The server ends every connection after
 // 37 journaled frames (`dropAfter=37`) during a fast 500-token burst. The relay resumes each time
 // from its cursor: every frame once, in order, with many reconnects. The naive page reconnects the
 // way many apps do, with a NEW EventSource and so no cursor: from the start it renders the same

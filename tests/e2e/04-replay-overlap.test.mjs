@@ -1,4 +1,4 @@
-// Scenario 4: the replay/live overlap (DESIGN.md §1.4). The page attaches mid-turn, so the server
+// Scenario 4: the replay/live overlap. The page attaches mid-turn, so the server
 // replays the journal and then tails live frames; `dupSeam=5` sends the last 5 replayed frames again
 // at the seam, as if they also came live. The relay drops them by id: every frame once and
 // `stats.duplicates` >= 1. The naive page renders them twice.

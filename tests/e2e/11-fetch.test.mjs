@@ -427,7 +427,7 @@ matrix(env, "11j POST with a body to the GET-only events endpoint: 405 is a stat
     assert.equal(r.body, body, "the body is sent");
     assert.equal(r.status, 405, "the reference server's events endpoint is GET-only");
   }
-  // The documented policy for a status that is not 204, 401/403 or 2xx (DESIGN.md §2, README
+  // The documented policy for a status that is not 204, 401/403 or 2xx (docs/PROTOCOL.md, README
   // "Two transports"): reconnect with backoff; the first open gives up at readyTimeoutMs.
   assert.equal(run.openError?.name, "RelayTimeoutError", `open() rejected with ${JSON.stringify(run.openError)}`);
   assert.equal(run.dispatched, false);
