@@ -44,11 +44,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Command, Config};
+pub use config::{Command, Config, JournalConfig};
 pub use id::IdMode;
 pub use routes::RelayRouter;
 
-use journal::{Journal, MemoryJournal};
+use journal::{Journal, MemoryJournal, RedisJournal, RedisOptions};
 use state::shutdown_requested;
 
 /// How long [`Server::shutdown`] waits for connections to finish before giving up on them.
@@ -66,8 +66,47 @@ pub struct Server {
 /// current tokio runtime. Returns once the address is bound, so [`Server::local_addr`] is the
 /// real port even for `port: 0`.
 pub async fn bind(config: Config) -> io::Result<Server> {
-    let journal: Arc<dyn Journal> = Arc::new(MemoryJournal::new(config.ids, config.retention));
+    let journal = open_journal(&config)?;
     bind_with(config, journal).await
+}
+
+/// The journal `config` asks for. A Redis journal connects lazily; a URL that does not parse
+/// is an `InvalidInput` error.
+pub fn open_journal(config: &Config) -> io::Result<Arc<dyn Journal>> {
+    Ok(match &config.journal {
+        JournalConfig::Memory => Arc::new(MemoryJournal::new(
+            config.ids.unwrap_or(IdMode::Numeric),
+            config.retention,
+        )),
+        JournalConfig::Redis(url) => {
+            let options = RedisOptions {
+                ids: config.ids.unwrap_or(IdMode::Redis),
+                retention: config.retention,
+                ..RedisOptions::default()
+            };
+            let journal = RedisJournal::open(url, options).map_err(|err| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("--journal {url}: {err}"),
+                )
+            })?;
+            Arc::new(journal)
+        }
+    })
+}
+
+/// Whether the journal of `config` answers now: `None` when it does (or is in memory), else a
+/// one-line warning.
+pub async fn check_journal(config: &Config) -> Option<String> {
+    let JournalConfig::Redis(url) = &config.journal else {
+        return None;
+    };
+    let journal = RedisJournal::open(url, RedisOptions::default()).ok()?;
+    journal
+        .ping()
+        .await
+        .err()
+        .map(|err| format!("{url}: {err}"))
 }
 
 /// Like [`bind`], over a journal of your own (`config.ids` and `config.retention` are then the

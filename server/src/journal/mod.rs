@@ -15,8 +15,10 @@
 //! once, so replay and fan-out are copies of shared buffers.
 
 mod memory;
+mod redis;
 
 pub use self::memory::MemoryJournal;
+pub use self::redis::{RedisJournal, RedisOptions};
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
