@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::journal::{Frame, Journal, JournalError, StreamKey, DONE_EVENT};
+use crate::journal::{render_entries, Frame, Journal, JournalError, StreamKey, DONE_EVENT};
 use crate::params::{self, Pairs, ParamError};
 use crate::state::{shutdown_requested, App};
 
@@ -32,6 +32,12 @@ pub const MIN_RATE_HZ: f64 = 0.001;
 /// Entries appended per lock hold by a fill or an unpaced turn: few enough that readers are
 /// not kept waiting, many enough that each is one broadcast message a live reader keeps up with.
 const BATCH: usize = 4096;
+
+/// How long a producer keeps retrying an append while the journal is unavailable.
+pub const PRODUCER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Pause between two looks at a journal that was unavailable.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 const WORDS: [&str; 32] = [
     "the",
@@ -119,11 +125,62 @@ async fn append_in_batches(
                 data: d,
             })
             .collect();
-        journal.append(key, &frames, Some(epoch)).await?;
+        append_once(journal, key, &frames, epoch).await?;
         next = end;
         tokio::task::yield_now().await;
     }
     Ok(())
+}
+
+/// Appends `frames` in `epoch`, riding out an unavailable journal (for up to
+/// [`PRODUCER_PATIENCE`]) without appending anything twice: an attempt whose answer was lost may
+/// still have landed (the engine may run it once it is back), so before trying again it
+/// checks whether the journal's tail is exactly the last of `frames` (a turn's frames are
+/// unique: each carries its index). Other errors end the producer.
+async fn append_once(
+    journal: &dyn Journal,
+    key: &StreamKey,
+    frames: &[Frame<'_>],
+    epoch: &str,
+) -> Result<(), JournalError> {
+    let deadline = Instant::now() + PRODUCER_PATIENCE;
+    let mut landed = false;
+    while !landed {
+        match journal.append(key, frames, Some(epoch)).await {
+            Err(JournalError::Unavailable { .. }) if Instant::now() < deadline => {}
+            other => return other.map(|_| ()),
+        }
+        landed = loop {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            match tail_is(journal, key, epoch, frames.last()).await {
+                Err(JournalError::Unavailable { .. }) if Instant::now() < deadline => continue,
+                other => break other?,
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Whether the last entry of `key` in `epoch` is exactly `frame` (an empty batch never landed).
+async fn tail_is(
+    journal: &dyn Journal,
+    key: &StreamKey,
+    epoch: &str,
+    frame: Option<&Frame<'_>>,
+) -> Result<bool, JournalError> {
+    let head = journal.head(key).await?;
+    if head.epoch != epoch {
+        return Err(JournalError::EpochChanged {
+            key: key.as_str().to_owned(),
+        });
+    }
+    let (Some(frame), Some(tail)) = (frame, head.tail) else {
+        return Ok(false);
+    };
+    let mut last = Vec::new();
+    journal.read_last(key, epoch, tail, 1, &mut last).await?;
+    let expected = render_entries([(tail, frame.event, frame.data)]);
+    Ok(last.first().map(|e| &e.bytes) == expected.first().map(|e| &e.bytes))
 }
 
 /// Appends the `done` entry in `epoch`.
@@ -137,7 +194,7 @@ async fn append_done(
         event: DONE_EVENT,
         data,
     }];
-    journal.append(key, &frames, Some(epoch)).await.map(|_| ())
+    append_once(journal, key, &frames, epoch).await
 }
 
 /// A simulated LLM turn: `tokens` token frames at `rate` per second (0: unpaced), then
@@ -168,7 +225,7 @@ async fn produce_turn(
                 event: "token",
                 data: &data,
             }];
-            journal.append(&key, &frames, Some(&epoch)).await?;
+            append_once(journal, &key, &frames, &epoch).await?;
         }
     }
     append_done(journal, &key, &epoch, &format!("{{\"tokens\":{tokens}}}")).await
