@@ -219,7 +219,7 @@ impl Command {
                     })?);
                 }
                 "--journal" if value == "memory" => config.journal = JournalConfig::Memory,
-                "--journal" if value.starts_with("redis://") || value.starts_with("rediss://") => {
+                "--journal" if value.starts_with("redis://") => {
                     config.journal = JournalConfig::Redis(value)
                 }
                 "--journal" => {

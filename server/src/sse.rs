@@ -9,7 +9,7 @@
 //! 4. replay retained entries after the cursor up to the tail, in chunks of about 64 KiB,
 //! 5. tail live entries after the tail, skipping anything already sent.
 //!
-//! `readyEarly=1` swaps this for the bug of DESIGN.md §1.1: snapshot, `ready`, wait, then join.
+//! `readyEarly=1` swaps this for the join race (open-is-not-joined): snapshot, `ready`, wait, then join.
 //! Entries appended in that window are never delivered on that connection.
 //!
 //! Live faults (`POST /streams/{key}/faults`) reach every open connection on the key's fault

@@ -112,7 +112,7 @@ async fn the_last_event_id_header_wins_over_the_query_cursor(engine: Engine) {
 }
 
 async fn an_entry_appended_between_two_connections_is_delivered_on_resume(engine: Engine) {
-    // The Redis `$` bug of DESIGN.md §1.3: re-resolving "the tail" on every poll loses what
+    // The Redis `$` bug: re-resolving "the tail" on every poll loses what
     // was appended in between; resuming from the last delivered id does not.
     let server = start(&engine).await;
     let addr = server.local_addr();
