@@ -220,8 +220,21 @@ pub struct RedisJournal {
 }
 
 fn unavailable(err: RedisError) -> JournalError {
+    use redis::{ErrorKind, ServerErrorKind};
     let detail = err.to_string().replace('\n', " ");
-    if err.is_io_error()
+    // A Redis still loading its data after a restart, or a failing-over one, is unavailable too.
+    let passing = matches!(
+        err.kind(),
+        ErrorKind::Io
+            | ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ClusterDown
+            )
+    );
+    if passing
+        || err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
@@ -387,16 +400,30 @@ impl Inner {
         invocation
     }
 
-    async fn run(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<Value, JournalError> {
+    /// Runs a script. A connection that broke while Redis was away fails its next command and
+    /// reconnects; a script that only reads (or creates the key) is tried once more then, so
+    /// the first request after an outage does not fail for nothing. Writes are never retried
+    /// here: whether a lost answer's write landed is the caller's to find out.
+    async fn run(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        retry: bool,
+    ) -> Result<Value, JournalError> {
         let mut conn = self.conn.clone();
-        invocation
-            .invoke_async::<Value>(&mut conn)
-            .await
-            .map_err(unavailable)
+        match invocation.invoke_async::<Value>(&mut conn).await {
+            Err(err) if retry && (err.is_io_error() || err.is_connection_dropped()) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                invocation.invoke_async::<Value>(&mut conn).await
+            }
+            other => other,
+        }
+        .map_err(unavailable)
     }
 
     async fn head(&self, key: &StreamKey) -> Result<Head, JournalError> {
-        let reply = self.run(&self.invocation(&self.scripts.head, key)).await?;
+        let reply = self
+            .run(&self.invocation(&self.scripts.head, key), true)
+            .await?;
         let bad = || bad_reply("the head script");
         let items = array(reply).ok_or_else(bad)?;
         let field = |i: usize| items.get(i).and_then(text).ok_or_else(bad);
@@ -431,7 +458,7 @@ impl Inner {
         for frame in frames {
             invocation.arg(frame.event).arg(frame.data);
         }
-        let reply = self.run(&invocation).await?;
+        let reply = self.run(&invocation, false).await?;
         let bad = || bad_reply("the append script");
         let items = array(reply).ok_or_else(bad)?;
         let mut items = items.iter().map(text);
@@ -474,7 +501,7 @@ impl Inner {
             .arg(bounds.1)
             .arg(count.max(1))
             .arg(if rev { "rev" } else { "fwd" });
-        match self.run(&invocation).await? {
+        match self.run(&invocation, true).await? {
             Value::Nil => Err(JournalError::EpochChanged {
                 key: key.as_str().to_owned(),
             }),
@@ -487,7 +514,7 @@ impl Inner {
         invocation
             .arg(mode.map_or("", IdMode::as_str))
             .arg(OLD_EPOCH_TTL_MS);
-        let reply = self.run(&invocation).await?;
+        let reply = self.run(&invocation, false).await?;
         let bad = || bad_reply("the reset script");
         let items = array(reply).ok_or_else(bad)?;
         let epoch = items.first().and_then(text).ok_or_else(bad)?;
