@@ -277,7 +277,9 @@ impl Out {
     fn new(tx: mpsc::Sender<Bytes>, limit: Option<(u64, End)>, wire: Wire) -> Out {
         Out {
             tx,
-            buf: BytesMut::with_capacity(CHUNK + 1024),
+            // Grown on demand: an idle live connection holds no chunk-sized buffer (that is most
+            // of a connection's memory when thousands are held); replay reserves a whole chunk.
+            buf: BytesMut::new(),
             journaled: 0,
             limit,
             wire,
@@ -290,6 +292,12 @@ impl Out {
             Some((n, _)) => usize::try_from(n.saturating_sub(self.journaled)).unwrap_or(usize::MAX),
             None => usize::MAX,
         }
+    }
+
+    /// Makes room for a whole chunk (before a replay batch), so it is gathered without
+    /// reallocating.
+    fn reserve_chunk(&mut self) {
+        self.buf.reserve(CHUNK + 1024);
     }
 
     /// Queues bytes that are not a journal entry (ready, ping, noise).
@@ -324,7 +332,6 @@ impl Out {
             return Ok(());
         }
         let mut chunk = self.buf.split();
-        self.buf.reserve(CHUNK + 1024);
         self.wire.line_end.apply(&mut chunk);
         let chunk = chunk.freeze();
         if !self.wire.chunk {
@@ -527,6 +534,7 @@ impl Connection {
                 return Ok(());
             };
             after = Some(last.id);
+            self.out.reserve_chunk();
             for entry in &batch {
                 if keep > 0 {
                     if seam.len() == keep {

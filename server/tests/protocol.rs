@@ -695,33 +695,11 @@ async fn shutdown_ends_open_streams_and_stops_the_server(engine: Engine) {
 }
 
 async fn the_binary_prints_its_address_first_and_exits_after_its_lifetime(engine: Engine) {
-    use tokio::io::AsyncBufReadExt;
-
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-relay-server"))
-        .args(["--port", "0", "--lifetime-secs", "2"])
-        .args(match engine.journal() {
-            sse_relay_server::JournalConfig::Redis(url) => vec!["--journal".to_owned(), url],
-            _ => vec![],
-        })
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server binary");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(PROMPT, lines.next_line())
-        .await
-        .expect("first line in time")
-        .unwrap()
-        .expect("a first line");
-    let port: u16 = first
-        .strip_prefix("listening on http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .expect("a port");
-    assert_ne!(port, 0);
-
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let journal = match engine.journal() {
+        sse_relay_server::JournalConfig::Redis(url) => url,
+        _ => "memory".to_owned(),
+    };
+    let (mut child, addr) = spawn_binary(&["--lifetime-secs", "2", "--journal", &journal]).await;
     assert_eq!(stats(addr, "bin").await["length"], 0);
 
     let status = tokio::time::timeout(Duration::from_secs(8), child.wait())

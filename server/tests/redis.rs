@@ -7,13 +7,11 @@ mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
-use tokio::io::AsyncBufReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::Instant;
 
 /// A server process (the binary) on a Redis journal; killed when dropped.
@@ -23,26 +21,18 @@ struct Proc {
 }
 
 async fn spawn(redis: &RedisServer) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-relay-server"))
-        .args(["--port", "0", "--lifetime-secs", "120", "--ping-ms", "200"])
-        .args(["--journal", &redis.url()])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server binary");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(PROMPT, lines.next_line())
-        .await
-        .expect("first line in time")
-        .unwrap()
-        .expect("a first line");
-    let port: u16 = first
-        .strip_prefix("listening on http://127.0.0.1:")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let url = redis.url();
+    let args = [
+        "--lifetime-secs",
+        "120",
+        "--ping-ms",
+        "200",
+        "--journal",
+        &url,
+    ];
+    let (child, addr) = spawn_binary(&args).await;
     Proc {
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        addr,
         _child: child,
     }
 }
@@ -182,14 +172,7 @@ async fn reset_and_done_on_one_process_act_on_every_process() {
     append(a.addr, "rs", "done", "").await;
     assert_eq!(on_c.frame().await.event, "done");
     assert_eq!(on_c.rest().await, []);
-    let refused = request(
-        c.addr,
-        "POST",
-        "/streams/rs/append",
-        &[],
-        br#"{"event":"token","data":"late"}"#,
-    )
-    .await;
+    let refused = try_append(c.addr, "rs", "token", "late").await;
     assert_eq!(refused.status, 409, "{}", refused.text());
     assert_eq!(stats(b.addr, "rs").await["done"], true);
 }
@@ -383,14 +366,7 @@ async fn redis_shut_down_and_restarted_with_its_data() {
     // The open stream ends so its client backs off and resumes.
     assert_eq!(open.rest().await, []);
     expect_unavailable(a.addr, "down").await;
-    let append_down = request(
-        a.addr,
-        "POST",
-        "/streams/down/append",
-        &[],
-        br#"{"event":"token","data":"x"}"#,
-    )
-    .await;
+    let append_down = try_append(a.addr, "down", "token", "x").await;
     assert_eq!(append_down.status, 503, "{}", append_down.text());
 
     redis.restart();

@@ -312,17 +312,49 @@ pub async fn post(addr: SocketAddr, target: &str) -> Response {
     request(addr, "POST", target, &[], b"").await
 }
 
-/// Appends one frame; returns its id.
-pub async fn append(addr: SocketAddr, key: &str, event: &str, data: &str) -> String {
+/// Starts the server binary with `args` (after `--port 0`); returns the child (killed when
+/// dropped) and the address from its first line.
+pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-relay-server"))
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server binary");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = timeout(PROMPT, lines.next_line())
+        .await
+        .expect("first line in time")
+        .unwrap()
+        .expect("a first line");
+    let port: u16 = first
+        .strip_prefix("listening on http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    assert_ne!(port, 0);
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// `POST /streams/{key}/append` of one frame, whatever the answer.
+pub async fn try_append(addr: SocketAddr, key: &str, event: &str, data: &str) -> Response {
     let body = serde_json::json!({ "event": event, "data": data }).to_string();
-    let response = request(
+    request(
         addr,
         "POST",
         &format!("/streams/{key}/append"),
         &[("Content-Type", "application/json")],
         body.as_bytes(),
     )
-    .await;
+    .await
+}
+
+/// Appends one frame; returns its id.
+pub async fn append(addr: SocketAddr, key: &str, event: &str, data: &str) -> String {
+    let response = try_append(addr, key, event, data).await;
     assert_eq!(response.status, 200, "append: {}", response.text());
     response.json()["id"].as_str().unwrap().to_owned()
 }
