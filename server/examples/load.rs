@@ -219,6 +219,28 @@ impl Stream {
         }
     }
 
+    /// Skips to the end of the next journaled frame without parsing it (the throughput runs
+    /// must measure the server, not this client); returns whether it was `done`.
+    async fn skip_entry(&mut self) -> Result<bool> {
+        loop {
+            self.dechunk();
+            while let Some(at) = find(&self.body[self.start..], b"\n\n") {
+                let block = &self.body[self.start..self.start + at];
+                let journaled = block.starts_with(b"id: ");
+                let done = journaled && find(block, b"\nevent: done\n").is_some();
+                self.start += at + 2;
+                if journaled {
+                    if self.start * 2 > self.body.len() {
+                        self.body.drain(..self.start);
+                        self.start = 0;
+                    }
+                    return Ok(done);
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
     /// The next journaled frame (skips `ready` and `ping`).
     async fn entry(&mut self) -> Result<(String, String, String)> {
         loop {
@@ -294,13 +316,9 @@ async fn replay(args: &Args) -> Result<String> {
     let started = Instant::now();
     let mut stream = Stream::open(args.addr, &args.key, "").await?;
     stream.ready().await?;
-    let mut count = 0u64;
-    loop {
-        let (event, _, _) = stream.entry().await?;
+    let mut count = 1u64;
+    while !stream.skip_entry().await? {
         count += 1;
-        if event == "done" {
-            break;
-        }
     }
     let secs = started.elapsed().as_secs_f64();
     if count != args.frames + 1 {
@@ -320,14 +338,11 @@ async fn live(args: &Args) -> Result<String> {
         .into_iter()
         .map(|mut stream| {
             tokio::spawn(async move {
-                let mut count = 0u64;
-                loop {
-                    let (event, _, _) = stream.entry().await?;
+                let mut count = 1u64;
+                while !stream.skip_entry().await? {
                     count += 1;
-                    if event == "done" {
-                        return Ok::<_, String>(count);
-                    }
                 }
+                Ok::<_, String>(count)
             })
         })
         .collect();
@@ -405,16 +420,25 @@ async fn hold(args: &Args) -> Result<String> {
         }
     }
     let mut all = Vec::with_capacity(args.connections * appends);
+    let mut by_append = vec![Vec::with_capacity(args.connections); appends];
     let mut kept = Vec::with_capacity(args.connections);
     for reader in readers {
         let (latencies, stream) = timeout(PATIENCE, reader)
             .await
             .map_err(|_| "a connection never got every append".to_owned())?
             .map_err(|e| e.to_string())??;
+        for (i, ms) in latencies.iter().enumerate() {
+            by_append[i].push(*ms);
+        }
         all.extend(latencies);
         kept.push(stream);
     }
     all.sort_by(f64::total_cmp);
+    // The slowest delivery of each append, in order: where a tail comes from.
+    let per_append: Vec<String> = by_append
+        .iter()
+        .map(|l| format!("{:.0}", l.iter().copied().fold(0.0, f64::max)))
+        .collect();
     let per_connection = match (rss_before, rss_after) {
         (Some(before), Some(after)) => {
             format!(
@@ -426,9 +450,10 @@ async fn hold(args: &Args) -> Result<String> {
     };
     drop(kept);
     Ok(format!(
-        r#"{{"mode":"hold","connections":{},"appends":{appends},"samples":{},"openSeconds":{open_secs:.2},"p50Ms":{:.2},"p99Ms":{:.2},"maxMs":{:.2},"rssBeforeKiB":{},"rssAfterKiB":{},"bytesPerConnection":{per_connection}}}"#,
+        r#"{{"mode":"hold","connections":{},"appends":{appends},"samples":{},"openSeconds":{open_secs:.2},"maxMsPerAppend":[{}],"p50Ms":{:.2},"p99Ms":{:.2},"maxMs":{:.2},"rssBeforeKiB":{},"rssAfterKiB":{},"bytesPerConnection":{per_connection}}}"#,
         args.connections,
         all.len(),
+        per_append.join(","),
         quantile(&all, 0.5),
         quantile(&all, 0.99),
         all.last().copied().unwrap_or(f64::NAN),

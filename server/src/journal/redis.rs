@@ -10,8 +10,8 @@
 //! Every step that must be atomic is one Lua script: create the key in a fresh epoch on first
 //! use, append (epoch and `done` checked in the same script as the `XADD`s, so an append after
 //! `done` is refused and an append racing a reset lands in exactly one epoch), snapshot the head
-//! (`XREVRANGE … COUNT 1` with the epoch), read a range of an epoch, reset. Retention is
-//! `XADD … MAXLEN ~ N`.
+//! (`XREVRANGE … COUNT 1` with the epoch), reset. A read of a range is a `MULTI` of the epoch
+//! check and the `XRANGE`. Retention is `XADD … MAXLEN ~ N`.
 //!
 //! **Reset** writes a marker entry (field `r`) into the old epoch's stream, gives that stream a
 //! minute to live (`PEXPIRE`), and switches the hash to a new epoch whose stream starts empty
@@ -53,7 +53,7 @@ use crate::id::{Id, IdMode};
 const ENGINE: &str = "redis";
 
 /// Entries one live read or one replay read asks Redis for at most.
-const READ_COUNT: usize = 1000;
+const READ_COUNT: usize = 4096;
 
 /// How long a joining connection keeps trying when the key is reset under it.
 const JOIN_PATIENCE: Duration = Duration::from_secs(5);
@@ -139,17 +139,6 @@ end
 return out
 ";
 
-/// ARGV[4]: epoch; ARGV[5], ARGV[6]: XRANGE bounds; ARGV[7]: count; ARGV[8]: `rev` for
-/// XREVRANGE (bounds then given high first). Nil when the key is no longer in that epoch.
-const READ: &str = r"
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[4] then return false end
-local stream = ARGV[3] .. ARGV[4]
-if ARGV[8] == 'rev' then
-  return redis.call('XREVRANGE', stream, ARGV[5], ARGV[6], 'COUNT', ARGV[7])
-end
-return redis.call('XRANGE', stream, ARGV[5], ARGV[6], 'COUNT', ARGV[7])
-";
-
 /// ARGV[4]: the new mode ('' keeps it); ARGV[5]: how long the old stream lives, in ms.
 /// `{epoch, mode}` of the new epoch (ARGV[1]).
 const RESET: &str = r"
@@ -170,7 +159,6 @@ return {ARGV[1], mode}
 struct Scripts {
     head: Script,
     append: Script,
-    read: Script,
     reset: Script,
 }
 
@@ -180,7 +168,6 @@ impl Scripts {
         Scripts {
             head: script(HEAD),
             append: script(APPEND),
-            read: script(READ),
             reset: script(RESET),
         }
     }
@@ -494,18 +481,37 @@ impl Inner {
         count: usize,
         rev: bool,
     ) -> Result<Vec<Value>, JournalError> {
-        let mut invocation = self.invocation(&self.scripts.read, key);
-        invocation
-            .arg(epoch)
+        // A transaction, not a script: the entries come back as Redis sends them, without a
+        // round trip through Lua tables (several times faster for a replay).
+        let stream = format!("{}{epoch}", self.stream_prefix(key));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HGET")
+            .arg(self.meta_key(key))
+            .arg("epoch")
+            .cmd(if rev { "XREVRANGE" } else { "XRANGE" })
+            .arg(&stream)
             .arg(bounds.0)
             .arg(bounds.1)
-            .arg(count.max(1))
-            .arg(if rev { "rev" } else { "fwd" });
-        match self.run(&invocation, true).await? {
-            Value::Nil => Err(JournalError::EpochChanged {
+            .arg("COUNT")
+            .arg(count.max(1));
+        let mut conn = self.conn.clone();
+        let reply: (Option<String>, Value) = match pipe.query_async(&mut conn).await {
+            Err(err) if err.is_io_error() || err.is_connection_dropped() => {
+                // See `run`: a read is tried once more on a fresh connection.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                pipe.query_async(&mut conn).await
+            }
+            other => other,
+        }
+        .map_err(unavailable)?;
+        match reply {
+            (Some(now), entries) if now == epoch => {
+                array(entries).ok_or_else(|| bad_reply("XRANGE"))
+            }
+            _ => Err(JournalError::EpochChanged {
                 key: key.as_str().to_owned(),
             }),
-            reply => array(reply).ok_or_else(|| bad_reply("the read script")),
         }
     }
 
