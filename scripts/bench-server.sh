@@ -44,37 +44,42 @@ for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
 starts=0
 results="$work/results.jsonl"
 : > "$results"
-for journal in $JOURNALS; do
-  flag=memory
+# Starts a server on `$journal` (a fresh process: its memory before the connections is the same
+# baseline every time) and sets `server` and `url`.
+start_server() {
+  local flag=memory
   [ "$journal" = redis ] && flag="redis://127.0.0.1:$redis_port/0"
-  start_server() {
-    redis-cli -p "$redis_port" flushall >/dev/null
-    # A new file per start: the previous one still names the previous server's address.
-    out="$work/server-$((++starts)).out"
-    target/release/sse-relay-server --port 0 --journal "$flag" --lifetime-secs 900 > "$out" 2>&1 &
-    server=$!
-    pids+=("$server")
-    url=""
-    for _ in $(seq 100); do
-      url=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$out" 2>/dev/null)
-      [ -n "$url" ] && break
-      sleep 0.1
-    done
-    [ -n "$url" ] || { echo "bench:server: the server did not start" >&2; cat "$out" >&2; exit 1; }
-    echo "bench:server: $journal journal at $url (pid $server)" >&2
-  }
+  redis-cli -p "$redis_port" flushall >/dev/null
+  # A new file per start: the previous one still names the previous server's address.
+  local out="$work/server-$((++starts)).out"
+  target/release/sse-relay-server --port 0 --journal "$flag" --lifetime-secs 900 > "$out" 2>&1 &
+  server=$!
+  pids+=("$server")
+  url=""
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$out" 2>/dev/null)
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "bench:server: the server did not start" >&2; cat "$out" >&2; exit 1; }
+  echo "bench:server: $journal journal at $url (pid $server)" >&2
+}
+stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }
+run() { printf '{"journal":"%s","run":%s}\n' "$journal" "$("$LOAD" "$@" --url "$url")" >> "$results"; tail -1 "$results" >&2; }
+
+# The journals take turns at every figure, so a change in the machine's load (it is shared)
+# falls on both rather than on whichever came last.
+for journal in $JOURNALS; do
   start_server
-  run() { printf '{"journal":"%s","run":%s}\n' "$journal" "$("$LOAD" "$@" --url "$url")" >> "$results"; tail -1 "$results" >&2; }
   run replay --frames "$FRAMES" --key "replay-$journal"
   run live --connections 100 --frames "$LIVE_FRAMES" --key "live-$journal"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  # A fresh process per count, so its memory before the connections is the same baseline.
-  for n in $CONNECTIONS; do
+  stop_server
+done
+for n in $CONNECTIONS; do
+  for journal in $JOURNALS; do
     start_server
     run hold --connections "$n" --appends "$APPENDS" --gap-ms "$GAP_MS" --server-pid "$server" --key "hold-$journal-$n"
-    kill "$server"
-    wait "$server" 2>/dev/null || true
+    stop_server
   done
 done
 
@@ -102,8 +107,8 @@ for (const n of counts) {
   figure(`${at} server memory per connection, bytes`, "hold", "bytesPerConnection", int, n);
   figure(`${at} opening them took, s`, "hold", "openSeconds", (v) => v, n);
 }
-const load = require("os").loadavg()[0].toFixed(1);
-lines.push("", `machine: ${require("os").cpus().length} cores, load average (1 min) at the end ${load}`);
+const load = require("os").loadavg().map((l) => l.toFixed(1)).join(", ");
+lines.push("", `machine: ${require("os").cpus().length} cores, load average at the end (1, 5, 15 min): ${load}`);
 const report = { date: new Date().toISOString(), machine: `${require("os").cpus().length} cores`, rows };
 fs.writeFileSync("bench/server-results.json", JSON.stringify(report, null, 2) + "\n");
 console.log(lines.join("\n"));
