@@ -341,14 +341,7 @@ async fn expect_unavailable(addr: SocketAddr, key: &str) {
 
 #[tokio::test]
 async fn redis_shut_down_and_restarted_with_its_data() {
-    let mut redis = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]);
+    let mut redis = RedisServer::start_persistent();
     let a = spawn(&redis).await;
     let mut ids_before = Vec::new();
     for i in 0..5 {
@@ -505,14 +498,7 @@ fn id_pair(id: &str) -> (u64, u64) {
 
 #[tokio::test]
 async fn a_turn_rides_out_a_redis_restart_and_a_client_hopping_processes_gets_it_once() {
-    let mut redis = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]);
+    let mut redis = RedisServer::start_persistent();
     let [a, b, c] = spawn_three(&redis).await;
     let accepted = post(a.addr, "/streams/turn/turns?tokens=120&rateHz=40").await;
     assert_eq!(accepted.status, 202);

@@ -28,6 +28,19 @@ impl RedisServer {
         RedisServer::start_with(&["--save", "", "--appendonly", "no"])
     }
 
+    /// `redis-server` that keeps its data across [`RedisServer::restart`]: an append-only file
+    /// fsynced on every write.
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
+    }
+
     /// `redis-server` with these extra arguments, in a fresh temporary folder.
     pub fn start_with(args: &[&str]) -> RedisServer {
         let port = free_port();
