@@ -34,6 +34,18 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# redis-server, for the Redis journal's tests (they start and stop their own, on loopback).
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "installing redis-server"
+  apt_install() { DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null; }
+  # Another process may hold the apt lock for a while: wait and retry.
+  for attempt in 1 2 3 4 5 6; do
+    if as_root apt-get update -qq >/dev/null 2>&1 && apt_install redis-server; then break; fi
+    [ "$attempt" = 6 ] && { echo "setup: could not install redis-server" >&2; exit 1; }
+    sleep 10
+  done
+fi
+
 # npm dependencies, reinstalled when package-lock.json changes.
 if [ -f package-lock.json ]; then
   stamp=node_modules/.sse-relay-lock.sha256

@@ -13,7 +13,18 @@ pub const DEFAULT_PING_MS: u64 = 15_000;
 /// Default `--retention`: entries kept per key.
 pub const DEFAULT_RETENTION: usize = 1_000_000;
 
-/// Everything the server needs to start.
+/// Which journal engine the standalone server runs on (`--journal`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalConfig {
+    /// In this process (the default): nothing to install, dies with the process.
+    #[default]
+    Memory,
+    /// Redis Streams at this URL (`redis://host:port/db`): several processes serve one stream.
+    Redis(String),
+}
+
+/// Everything the standalone server needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Address to bind (`--host`).
@@ -26,8 +37,11 @@ pub struct Config {
     pub ping: Duration,
     /// Entries kept per key; older ones are dropped (`--retention`).
     pub retention: usize,
-    /// Id mode of newly created keys (`--ids`).
-    pub ids: IdMode,
+    /// Id mode of newly created keys (`--ids`); by default `numeric` in memory and `redis`
+    /// (Redis's own `<ms>-<seq>`) on Redis.
+    pub ids: Option<IdMode>,
+    /// The journal engine (`--journal`).
+    pub journal: JournalConfig,
     /// Exit on its own after this long (`--lifetime-secs`).
     pub lifetime: Option<Duration>,
 }
@@ -40,7 +54,8 @@ impl Default for Config {
             static_dir: None,
             ping: Duration::from_millis(DEFAULT_PING_MS),
             retention: DEFAULT_RETENTION,
-            ids: IdMode::Numeric,
+            ids: None,
+            journal: JournalConfig::Memory,
             lifetime: None,
         }
     }
@@ -53,6 +68,8 @@ pub enum Command {
     Run(Config),
     /// Print the usage text.
     Help,
+    /// Print the version.
+    Version,
 }
 
 /// A command line that does not parse.
@@ -107,8 +124,12 @@ FLAGS:
     --static DIR           serve DIR at / from the same origin
     --ping-ms MS           interval of `ping` frames (default 15000)
     --retention N          entries kept per stream key, oldest dropped (default 1000000)
-    --ids numeric|redis    id mode of new stream keys (default numeric)
+    --journal memory|redis://HOST:PORT/DB
+                           where the journals live (default memory: in this process)
+    --ids numeric|redis    id mode of new stream keys (default numeric in memory,
+                           redis with a Redis journal)
     --lifetime-secs N      exit on its own after N seconds
+    -V, --version          print the version
     -h, --help             print this text
 
 The first line on stdout is `listening on http://<addr>:<port>`.
@@ -150,6 +171,8 @@ impl Command {
             };
             let flag: &'static str = match name.as_str() {
                 "-h" | "--help" => return Ok(Command::Help),
+                "-V" | "--version" => return Ok(Command::Version),
+                "--journal" => "--journal",
                 "--host" => "--host",
                 "--port" => "--port",
                 "--static" => "--static",
@@ -189,11 +212,22 @@ impl Command {
                         parse_num(flag, &value, "an entry count >= 1", |v: &usize| *v >= 1)?;
                 }
                 "--ids" => {
-                    config.ids = value.parse().map_err(|_| CliError::BadValue {
+                    config.ids = Some(value.parse().map_err(|_| CliError::BadValue {
                         flag,
                         value: value.clone(),
                         expected: "numeric or redis",
-                    })?;
+                    })?);
+                }
+                "--journal" if value == "memory" => config.journal = JournalConfig::Memory,
+                "--journal" if value.starts_with("redis://") => {
+                    config.journal = JournalConfig::Redis(value)
+                }
+                "--journal" => {
+                    return Err(CliError::BadValue {
+                        flag,
+                        value,
+                        expected: "memory or a URL redis://host:port/db",
+                    })
                 }
                 _ => {
                     let secs: u64 = parse_num(flag, &value, "seconds >= 1", |v| *v >= 1)?;
@@ -212,7 +246,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, CliError> {
         match Command::parse(args.iter().copied())? {
             Command::Run(config) => Ok(config),
-            Command::Help => panic!("unexpected help"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 
@@ -232,6 +266,7 @@ mod tests {
             "--retention=5",
             "--ids",
             "redis",
+            "--journal=redis://127.0.0.1:6390/2",
             "--lifetime-secs=3",
             "--static",
             ".",
@@ -241,7 +276,11 @@ mod tests {
         assert_eq!(config.port, 0);
         assert_eq!(config.ping, Duration::from_millis(250));
         assert_eq!(config.retention, 5);
-        assert_eq!(config.ids, IdMode::Redis);
+        assert_eq!(config.ids, Some(IdMode::Redis));
+        assert_eq!(
+            config.journal,
+            JournalConfig::Redis("redis://127.0.0.1:6390/2".into())
+        );
         assert_eq!(config.lifetime, Some(Duration::from_secs(3)));
         assert_eq!(config.static_dir, Some(PathBuf::from(".")));
     }
@@ -260,6 +299,8 @@ mod tests {
         assert!(run(&["--ping-ms", "0"]).is_err());
         assert!(run(&["--retention", "0"]).is_err());
         assert!(run(&["--ids", "uuid"]).is_err());
+        assert!(run(&["--journal", "postgres://x"]).is_err());
+        assert_eq!(Command::parse(["--version"]), Ok(Command::Version));
         assert!(run(&["--static", "/definitely/not/here"]).is_err());
         assert_eq!(Command::parse(["--help"]), Ok(Command::Help));
     }

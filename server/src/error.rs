@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::id::CursorError;
-use crate::journal::{AppendError, KeyError};
+use crate::journal::{JournalError, KeyError};
 use crate::params::ParamError;
 
 /// A request the server refuses, with the status and message the client gets.
@@ -73,11 +73,13 @@ impl From<ParamError> for ApiError {
     }
 }
 
-impl From<AppendError> for ApiError {
-    fn from(err: AppendError) -> Self {
+impl From<JournalError> for ApiError {
+    fn from(err: JournalError) -> Self {
         let status = match err {
-            AppendError::Done { .. } | AppendError::EpochChanged { .. } => StatusCode::CONFLICT,
-            AppendError::BadEvent { .. } => StatusCode::BAD_REQUEST,
+            JournalError::Done { .. } | JournalError::EpochChanged { .. } => StatusCode::CONFLICT,
+            JournalError::BadEvent { .. } => StatusCode::BAD_REQUEST,
+            JournalError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, err.to_string())
     }

@@ -86,7 +86,7 @@ impl LineEnd {
 pub struct Knobs {
     /// `joinDelayMs`: the live join completes this late.
     pub join_delay: Duration,
-    /// `readyEarly=1`: send `ready` before the (delayed) join — the §1.1 bug, for negative
+    /// `readyEarly=1`: send `ready` before the (delayed) join — the join race, for negative
     /// controls.
     pub ready_early: bool,
     /// `dropAfter=N`: end the response after N journaled frames.

@@ -1,10 +1,14 @@
-//! `sse-relay-server`: the reference journal server of sse-relay.
+//! `sse-relay-server`: a journal server speaking sse-relay's protocol v1 (see the README's
+//! protocol section), as a library and a binary.
 //!
-//! It speaks protocol v1 of the project's DESIGN.md §2 over an in-memory journal per stream
-//! key, with a real pub/sub live path and per-connection fault injection, so tests, benchmarks
-//! and the demo can reproduce each failure of DESIGN.md §1 on demand.
+//! - A [`Journal`](journal::Journal) abstraction with two engines: in memory
+//!   ([`MemoryJournal`](journal::MemoryJournal)) and Redis Streams.
+//! - [`RelayRouter`]: the protocol's routes for a service to mount in its own axum app, with
+//!   the fault-injection knobs off unless asked for.
+//! - [`bind`]: the standalone server (what the binary runs): the routes with every knob on,
+//!   the demo producers, permissive CORS and an optional static folder.
 //!
-//! Start it in-process (integration tests do this on port 0):
+//! Start the standalone server in-process (integration tests do this on port 0):
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -14,6 +18,8 @@
 //! server.shutdown().await?;
 //! # Ok(()) }
 //! ```
+
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod error;
@@ -26,6 +32,7 @@ pub mod routes;
 pub mod sse;
 pub mod state;
 pub mod static_files;
+pub mod streams;
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,11 +44,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Command, Config};
+pub use config::{Command, Config, JournalConfig};
 pub use id::IdMode;
+pub use routes::RelayRouter;
 
-use journal::Streams;
-use state::{shutdown_requested, AppState};
+use journal::{Journal, MemoryJournal, RedisJournal, RedisOptions};
+use state::shutdown_requested;
 
 /// How long [`Server::shutdown`] waits for connections to finish before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -54,9 +62,56 @@ pub struct Server {
     task: JoinHandle<io::Result<()>>,
 }
 
-/// Binds the listener and starts serving on the current tokio runtime. Returns once the
-/// address is bound, so [`Server::local_addr`] is the real port even for `port: 0`.
+/// Binds the standalone server with the journal `config` asks for and starts serving on the
+/// current tokio runtime. Returns once the address is bound, so [`Server::local_addr`] is the
+/// real port even for `port: 0`.
 pub async fn bind(config: Config) -> io::Result<Server> {
+    let journal = open_journal(&config)?;
+    bind_with(config, journal).await
+}
+
+/// The journal `config` asks for. A Redis journal connects lazily; a URL that does not parse
+/// is an `InvalidInput` error.
+pub fn open_journal(config: &Config) -> io::Result<Arc<dyn Journal>> {
+    Ok(match &config.journal {
+        JournalConfig::Memory => Arc::new(MemoryJournal::new(
+            config.ids.unwrap_or(IdMode::Numeric),
+            config.retention,
+        )),
+        JournalConfig::Redis(url) => {
+            let options = RedisOptions {
+                ids: config.ids.unwrap_or(IdMode::Redis),
+                retention: config.retention,
+                ..RedisOptions::default()
+            };
+            let journal = RedisJournal::open(url, options).map_err(|err| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("--journal {url}: {err}"),
+                )
+            })?;
+            Arc::new(journal)
+        }
+    })
+}
+
+/// Whether the journal of `config` answers now: `None` when it does (or is in memory), else a
+/// one-line warning.
+pub async fn check_journal(config: &Config) -> Option<String> {
+    let JournalConfig::Redis(url) = &config.journal else {
+        return None;
+    };
+    let journal = RedisJournal::open(url, RedisOptions::default()).ok()?;
+    journal
+        .ping()
+        .await
+        .err()
+        .map(|err| format!("{url}: {err}"))
+}
+
+/// Like [`bind`], over a journal of your own (`config.ids` and `config.retention` are then the
+/// journal's business).
+pub async fn bind_with(config: Config, journal: Arc<dyn Journal>) -> io::Result<Server> {
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let addr = listener.local_addr()?;
     // Live frames are small writes that must leave at once, not wait for Nagle.
@@ -64,12 +119,13 @@ pub async fn bind(config: Config) -> io::Result<Server> {
         let _ = tcp.set_nodelay(true);
     });
     let (stop, stopped) = watch::channel(false);
-    let state = AppState {
-        streams: Streams::new(config.ids, config.retention),
-        config,
-        shutdown: stopped.clone(),
-    };
-    let app = routes::router(Arc::new(state));
+    let routes = RelayRouter::new(journal)
+        .ping(config.ping)
+        .fault_injection(true)
+        .producers(true)
+        .shutdown(stopped.clone())
+        .build();
+    let app = routes::standalone(routes, config.static_dir);
     let task = tokio::spawn(async move {
         let mut stopped = stopped;
         axum::serve(listener, app)

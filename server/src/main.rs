@@ -14,12 +14,20 @@ async fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Version) => {
+            println!("sse-relay-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
         Err(err) => {
             eprintln!("sse-relay-server: {err}");
             return ExitCode::from(2);
         }
     };
     let lifetime = config.lifetime;
+    if let Some(warning) = sse_relay_server::check_journal(&config).await {
+        // Not fatal: the server answers 503 until the journal is reachable, then serves.
+        eprintln!("sse-relay-server: warning: {warning}");
+    }
     let server = match bind(config).await {
         Ok(server) => server,
         Err(err) => {

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::error::ApiError;
-use crate::journal::{AppendError, Frame, Stream, StreamKey, DONE_EVENT};
+use crate::journal::{render_entries, Frame, Journal, JournalError, StreamKey, DONE_EVENT};
 use crate::params::{self, Pairs, ParamError};
 use crate::state::{shutdown_requested, App};
 
@@ -32,6 +32,12 @@ pub const MIN_RATE_HZ: f64 = 0.001;
 /// Entries appended per lock hold by a fill or an unpaced turn: few enough that readers are
 /// not kept waiting, many enough that each is one broadcast message a live reader keeps up with.
 const BATCH: usize = 4096;
+
+/// How long a producer keeps retrying an append while the journal is unavailable.
+pub const PRODUCER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Pause between two looks at a journal that was unavailable.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 const WORDS: [&str; 32] = [
     "the",
@@ -102,11 +108,12 @@ fn rate_param(pairs: &Pairs) -> Result<f64, ParamError> {
 
 /// Appends `frames` in batches of [`BATCH`], all in `epoch`; yields between batches.
 async fn append_in_batches(
-    stream: &Stream,
+    journal: &dyn Journal,
+    key: &StreamKey,
     epoch: &str,
     count: u64,
     data: impl Fn(u64) -> String,
-) -> Result<(), AppendError> {
+) -> Result<(), JournalError> {
     let mut next = 0;
     while next < count {
         let end = count.min(next + BATCH as u64);
@@ -118,35 +125,91 @@ async fn append_in_batches(
                 data: d,
             })
             .collect();
-        {
-            let mut journal = stream.lock();
-            journal.check_epoch(epoch)?;
-            journal.append_batch(&frames)?;
-        }
+        append_once(journal, key, &frames, epoch).await?;
         next = end;
         tokio::task::yield_now().await;
     }
     Ok(())
 }
 
+/// Appends `frames` in `epoch`, riding out an unavailable journal (for up to
+/// [`PRODUCER_PATIENCE`]) without appending anything twice: an attempt whose answer was lost may
+/// still have landed (the engine may run it once it is back), so before trying again it
+/// checks whether the journal's tail is exactly the last of `frames` (a turn's frames are
+/// unique: each carries its index). Other errors end the producer.
+async fn append_once(
+    journal: &dyn Journal,
+    key: &StreamKey,
+    frames: &[Frame<'_>],
+    epoch: &str,
+) -> Result<(), JournalError> {
+    let deadline = Instant::now() + PRODUCER_PATIENCE;
+    let mut landed = false;
+    while !landed {
+        match journal.append(key, frames, Some(epoch)).await {
+            Err(JournalError::Unavailable { .. }) if Instant::now() < deadline => {}
+            other => return other.map(|_| ()),
+        }
+        landed = loop {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            match tail_is(journal, key, epoch, frames.last()).await {
+                Err(JournalError::Unavailable { .. }) if Instant::now() < deadline => continue,
+                other => break other?,
+            }
+        };
+    }
+    Ok(())
+}
+
+/// Whether the last entry of `key` in `epoch` is exactly `frame` (an empty batch never landed).
+async fn tail_is(
+    journal: &dyn Journal,
+    key: &StreamKey,
+    epoch: &str,
+    frame: Option<&Frame<'_>>,
+) -> Result<bool, JournalError> {
+    let head = journal.head(key).await?;
+    if head.epoch != epoch {
+        return Err(JournalError::EpochChanged {
+            key: key.as_str().to_owned(),
+        });
+    }
+    let (Some(frame), Some(tail)) = (frame, head.tail) else {
+        return Ok(false);
+    };
+    let mut last = Vec::new();
+    journal.read_last(key, epoch, tail, 1, &mut last).await?;
+    let expected = render_entries([(tail, frame.event, frame.data)]);
+    Ok(last.first().map(|e| &e.bytes) == expected.first().map(|e| &e.bytes))
+}
+
 /// Appends the `done` entry in `epoch`.
-fn append_done(stream: &Stream, epoch: &str, data: &str) -> Result<(), AppendError> {
-    let mut journal = stream.lock();
-    journal.check_epoch(epoch)?;
-    journal.append(DONE_EVENT, data).map(|_| ())
+async fn append_done(
+    journal: &dyn Journal,
+    key: &StreamKey,
+    epoch: &str,
+    data: &str,
+) -> Result<(), JournalError> {
+    let frames = [Frame {
+        event: DONE_EVENT,
+        data,
+    }];
+    append_once(journal, key, &frames, epoch).await
 }
 
 /// A simulated LLM turn: `tokens` token frames at `rate` per second (0: unpaced), then
 /// `done` with `{"tokens":N}`. Stops quietly if the key is reset or someone else ends it.
 async fn produce_turn(
-    stream: std::sync::Arc<Stream>,
+    journal: std::sync::Arc<dyn Journal>,
+    key: StreamKey,
     epoch: String,
     tokens: u64,
     rate: f64,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), AppendError> {
+) -> Result<(), JournalError> {
+    let journal = &*journal;
     if rate == 0.0 {
-        append_in_batches(&stream, &epoch, tokens, token_data).await?;
+        append_in_batches(journal, &key, &epoch, tokens, token_data).await?;
     } else {
         let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         // Burst: after a late wake-up catch up, so the average rate holds even above the
@@ -158,12 +221,14 @@ async fn produce_turn(
                 _ = shutdown_requested(&mut shutdown) => return Ok(()),
             }
             let data = token_data(i);
-            let mut journal = stream.lock();
-            journal.check_epoch(&epoch)?;
-            journal.append("token", &data)?;
+            let frames = [Frame {
+                event: "token",
+                data: &data,
+            }];
+            append_once(journal, &key, &frames, &epoch).await?;
         }
     }
-    append_done(&stream, &epoch, &format!("{{\"tokens\":{tokens}}}"))
+    append_done(journal, &key, &epoch, &format!("{{\"tokens\":{tokens}}}")).await
 }
 
 /// `POST /streams/{key}/turns?tokens=N&rateHz=R`: starts a turn and answers 202 at once with
@@ -183,14 +248,10 @@ pub async fn turns(
     )?
     .unwrap_or(20);
     let rate = rate_param(&pairs)?;
-    let stream = app.streams.get(&key);
-    let epoch = {
-        let journal = stream.lock();
-        journal.check_open()?;
-        journal.epoch().to_owned()
-    };
+    let epoch = open_epoch(&*app.journal, &key).await?;
     tokio::spawn(produce_turn(
-        stream,
+        app.journal.clone(),
+        key.clone(),
         epoch.clone(),
         tokens,
         rate,
@@ -233,20 +294,17 @@ pub async fn fill(
             "frames × bytes must be at most 536870912 (512 MiB)",
         ));
     }
-    let stream = app.streams.get(&key);
-    let epoch = {
-        let journal = stream.lock();
-        journal.check_open()?;
-        journal.epoch().to_owned()
-    };
+    let epoch = open_epoch(&*app.journal, &key).await?;
     // Run it as its own task so a client that hangs up does not leave a half-filled journal.
     let task = {
-        let stream = stream.clone();
+        let journal = app.journal.clone();
+        let key = key.clone();
         let epoch = epoch.clone();
         tokio::spawn(async move {
             let size = usize::try_from(bytes).unwrap_or(usize::MAX);
-            append_in_batches(&stream, &epoch, frames, |i| fill_data(i, size)).await?;
-            append_done(&stream, &epoch, &format!("{{\"frames\":{frames}}}"))
+            let journal = &*journal;
+            append_in_batches(journal, &key, &epoch, frames, |i| fill_data(i, size)).await?;
+            append_done(journal, &key, &epoch, &format!("{{\"frames\":{frames}}}")).await
         })
     };
     match task.await {
@@ -258,14 +316,25 @@ pub async fn fill(
             ))
         }
     }
-    let journal = stream.lock();
+    let head = app.journal.head(&key).await?;
     Ok(Json(json!({
         "key": key.as_str(),
         "epoch": epoch,
         "frames": frames,
-        "length": journal.len(),
-        "tail": journal.tail().map(|t| t.to_string()),
+        "length": head.length,
+        "tail": head.tail.map(|t| t.to_string()),
     })))
+}
+
+/// The epoch of `key`, which must not be done yet (409 otherwise).
+async fn open_epoch(journal: &dyn Journal, key: &StreamKey) -> Result<String, JournalError> {
+    let head = journal.head(key).await?;
+    if head.done {
+        return Err(JournalError::Done {
+            key: key.as_str().to_owned(),
+        });
+    }
+    Ok(head.epoch)
 }
 
 #[cfg(test)]

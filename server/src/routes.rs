@@ -1,4 +1,9 @@
-//! The HTTP surface: the router, the small JSON endpoints, CORS, and the fallback.
+//! The HTTP surface: the router a service mounts ([`RelayRouter`]), the small JSON endpoints,
+//! and the standalone server's CORS and fallback.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -9,13 +14,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::faults::FaultsRequest;
 use crate::id::IdMode;
-use crate::journal::StreamKey;
+use crate::journal::{Frame, Journal, StreamKey};
 use crate::params;
-use crate::state::App;
+use crate::state::{App, AppState};
+use crate::streams::Streams;
 use crate::{producer, sse, static_files};
 
 /// Largest accepted body of `POST /streams/{key}/append`.
@@ -24,22 +31,112 @@ pub const MAX_APPEND_BODY: usize = 64 * 1024;
 /// Headers a cross-origin page may send (on top of the CORS-safelisted ones).
 const ALLOW_HEADERS: &str = "Authorization, Last-Event-ID, Content-Type, Cache-Control, Accept";
 
-/// The whole application.
-pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/streams/{key}/events", get(sse::events))
-        .route("/streams/{key}/turns", post(producer::turns))
-        .route(
-            "/streams/{key}/append",
-            post(append).layer(DefaultBodyLimit::max(MAX_APPEND_BODY)),
-        )
-        .route("/streams/{key}/fill", post(producer::fill))
-        .route("/streams/{key}/stats", get(stats))
-        .route("/streams/{key}/reset", post(reset))
-        .route("/streams/{key}/faults", post(faults))
-        .fallback(fallback)
+/// Default interval of `ping` frames on every open stream.
+pub const DEFAULT_PING: Duration = Duration::from_secs(15);
+
+/// Builds the protocol-v1 routes over a [`Journal`], for a service to mount in its own axum
+/// app (`Router::merge` or `Router::nest`):
+///
+/// - `GET /streams/{key}/events`: the event stream (protocol v1),
+/// - `POST /streams/{key}/append`: append one frame,
+/// - `GET /streams/{key}/stats`, `POST /streams/{key}/reset`,
+/// - with [`RelayRouter::producers`]: `POST /streams/{key}/turns` (a simulated LLM turn) and
+///   `POST /streams/{key}/fill` (bench mode),
+/// - with [`RelayRouter::fault_injection`]: the fault knobs of the events endpoint and
+///   `POST /streams/{key}/faults`. Off by default: the knobs are then unknown query
+///   parameters, ignored.
+///
+/// It adds no CORS, no fallback and no authentication: those are the host's to choose (put the
+/// routes behind your own middleware).
+#[derive(Debug)]
+pub struct RelayRouter {
+    journal: Arc<dyn Journal>,
+    ping: Duration,
+    faults: bool,
+    producers: bool,
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl RelayRouter {
+    /// Routes over `journal`, with pings every 15 s, no fault injection and no producers.
+    pub fn new(journal: Arc<dyn Journal>) -> RelayRouter {
+        RelayRouter {
+            journal,
+            ping: DEFAULT_PING,
+            faults: false,
+            producers: false,
+            shutdown: None,
+        }
+    }
+
+    /// The interval of `ping` frames on every open stream (clients detect a stalled
+    /// connection by their absence). At least 1 ms.
+    pub fn ping(mut self, every: Duration) -> RelayRouter {
+        self.ping = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Turns the fault knobs and `POST /streams/{key}/faults` on (for tests and demos).
+    pub fn fault_injection(mut self, on: bool) -> RelayRouter {
+        self.faults = on;
+        self
+    }
+
+    /// Turns the demo producers `turns` and `fill` on.
+    pub fn producers(mut self, on: bool) -> RelayRouter {
+        self.producers = on;
+        self
+    }
+
+    /// Ends every open stream and producer once `signal` turns `true` (open SSE responses
+    /// never end on their own, so a graceful shutdown needs this).
+    pub fn shutdown(mut self, signal: watch::Receiver<bool>) -> RelayRouter {
+        self.shutdown = Some(signal);
+        self
+    }
+
+    /// The router, with its state applied.
+    pub fn build(self) -> Router {
+        // Without a signal: a receiver whose sender is gone, which `shutdown_requested`
+        // treats as "never".
+        let shutdown = self.shutdown.unwrap_or_else(|| watch::channel(false).1);
+        let app: App = Arc::new(AppState {
+            journal: self.journal,
+            streams: Streams::new(),
+            ping: self.ping,
+            faults: self.faults,
+            shutdown,
+        });
+        let mut router = Router::new()
+            .route("/streams/{key}/events", get(sse::events))
+            .route(
+                "/streams/{key}/append",
+                post(append).layer(DefaultBodyLimit::max(MAX_APPEND_BODY)),
+            )
+            .route("/streams/{key}/stats", get(stats))
+            .route("/streams/{key}/reset", post(reset));
+        if self.producers {
+            router = router
+                .route("/streams/{key}/turns", post(producer::turns))
+                .route("/streams/{key}/fill", post(producer::fill));
+        }
+        if self.faults {
+            router = router.route("/streams/{key}/faults", post(faults));
+        }
+        router.with_state(app)
+    }
+}
+
+/// The standalone server's app: `routes`, plus `dir` served at `/` for GET/HEAD of any other
+/// path (404 text otherwise) and permissive CORS, so a page from another local port can use it.
+pub fn standalone(routes: Router, dir: Option<PathBuf>) -> Router {
+    let dir = Arc::new(dir);
+    routes
+        .fallback(move |method: Method, uri: Uri| {
+            let dir = Arc::clone(&dir);
+            async move { fallback(dir.as_deref(), method, uri).await }
+        })
         .layer(middleware::from_fn(cors))
-        .with_state(app)
 }
 
 /// Permissive CORS, so a page served from another local port can use the server: every
@@ -86,8 +183,8 @@ async fn cors(request: Request, next: Next) -> Response {
 }
 
 /// Unknown routes: the static folder for GET/HEAD when there is one, else 404.
-async fn fallback(State(app): State<App>, method: Method, uri: Uri) -> Response {
-    match (&app.config.static_dir, method) {
+async fn fallback(dir: Option<&std::path::Path>, method: Method, uri: Uri) -> Response {
+    match (dir, method) {
         (Some(root), Method::GET | Method::HEAD) => static_files::serve(root, &uri).await,
         _ => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -127,27 +224,31 @@ async fn append(
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    let stream = app.streams.get(&key);
-    let mut journal = stream.lock();
-    let id = journal.append(&event, &data)?;
-    Ok(Json(
-        json!({ "id": id.to_string(), "epoch": journal.epoch() }),
-    ))
+    let frames = [Frame {
+        event: &event,
+        data: &data,
+    }];
+    let appended = app.journal.append(&key, &frames, None).await?;
+    Ok(Json(json!({
+        "id": appended.last.map(|id| id.to_string()),
+        "epoch": appended.epoch,
+    })))
 }
 
 /// `GET /streams/{key}/stats`.
 async fn stats(State(app): State<App>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
     let key = StreamKey::parse(&key)?;
+    let head = app.journal.head(&key).await?;
     let stream = app.streams.get(&key);
-    let journal = stream.lock();
     Ok(Json(json!({
         "key": key.as_str(),
-        "length": journal.len(),
-        "tail": journal.tail().map(|t| t.to_string()),
-        "epoch": journal.epoch(),
-        "done": journal.is_done(),
-        "ids": journal.mode().as_str(),
-        "retention": journal.retention(),
+        "length": head.length,
+        "tail": head.tail.map(|t| t.to_string()),
+        "epoch": head.epoch,
+        "done": head.done,
+        "ids": head.mode.as_str(),
+        "retention": app.journal.retention(),
+        "journal": app.journal.engine(),
         "connections": stream.open_connections(),
         "connectionsTotal": stream.total_connections(),
         "armed": stream.armed().json(),
@@ -165,13 +266,11 @@ async fn reset(
     let mode = params::choice(&pairs, "ids", "numeric or redis", |v| {
         v.parse::<IdMode>().ok()
     })?;
-    let stream = app.streams.get(&key);
-    let mut journal = stream.lock();
-    journal.reset(mode);
+    let head = app.journal.reset(&key, mode).await?;
     Ok(Json(json!({
         "key": key.as_str(),
-        "epoch": journal.epoch(),
-        "ids": journal.mode().as_str(),
+        "epoch": head.epoch,
+        "ids": head.mode.as_str(),
     })))
 }
 

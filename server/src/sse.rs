@@ -3,14 +3,13 @@
 //! Each connection runs as its own task that writes pre-rendered bytes into a small channel
 //! feeding the response body. The order of work is what makes the `ready` frame honest:
 //!
-//! 1. join the key's live channel (after `joinDelayMs`, if given),
-//! 2. snapshot the tail (in the same lock hold as the join, so live entries are exactly those
-//!    after the tail),
+//! 1. join the key's live path (after `joinDelayMs`, if given),
+//! 2. snapshot the tail, so that live entries are exactly those after it ([`Journal::join`]),
 //! 3. send `ready` with that tail and the epoch,
 //! 4. replay retained entries after the cursor up to the tail, in chunks of about 64 KiB,
 //! 5. tail live entries after the tail, skipping anything already sent.
 //!
-//! `readyEarly=1` swaps this for the bug of DESIGN.md §1.1: snapshot, `ready`, wait, then join.
+//! `readyEarly=1` swaps this for the join race (open-is-not-joined): snapshot, `ready`, wait, then join.
 //! Entries appended in that window are never delivered on that connection.
 //!
 //! Live faults (`POST /streams/{key}/faults`) reach every open connection on the key's fault
@@ -36,9 +35,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::error::ApiError;
 use crate::faults::{authorized, garbage_frames, unauthorized, Knobs, LineEnd, LiveFault, Taken};
 use crate::id::{CursorError, Id};
-use crate::journal::{ConnectionGuard, Entry, Journal, Snapshot, Stream, StreamKey};
+use crate::journal::{Entry, Head, Journal, JournalError, Live, ReadLimits, StreamKey};
 use crate::params::{self, Pairs};
 use crate::state::{shutdown_requested, App};
+use crate::streams::ConnectionGuard;
 
 /// Replay and live writes are gathered into body chunks of about this size.
 pub const CHUNK: usize = 64 * 1024;
@@ -79,7 +79,9 @@ enum Start {
 }
 
 impl EventsRequest {
-    fn parse(pairs: &Pairs, headers: &HeaderMap) -> Result<EventsRequest, ApiError> {
+    /// Parses the request; the fault knobs only when `faults` is on (otherwise they are
+    /// unknown parameters, ignored).
+    fn parse(pairs: &Pairs, headers: &HeaderMap, faults: bool) -> Result<EventsRequest, ApiError> {
         let header_cursor = match headers.get("last-event-id") {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {
@@ -104,20 +106,24 @@ impl EventsRequest {
                 .filter(|e| !e.is_empty())
                 .map(str::to_owned),
             from,
-            knobs: Knobs::parse(pairs)?,
+            knobs: if faults {
+                Knobs::parse(pairs)?
+            } else {
+                Knobs::default()
+            },
         })
     }
 
     /// Resolves the start against the journal: a cursor from another epoch is ignored (its ids
     /// may have restarted); otherwise it must parse in the journal's id mode.
-    fn start(&self, journal: &Journal) -> Result<Start, CursorError> {
-        if self.epoch.as_deref().is_some_and(|e| e != journal.epoch()) {
+    fn start(&self, head: &Head) -> Result<Start, CursorError> {
+        if self.epoch.as_deref().is_some_and(|e| e != head.epoch) {
             return Ok(Start::Beginning);
         }
         Ok(match (&self.cursor, self.from) {
             (Some(cursor), _) => Start::After {
-                cursor: Id::parse(cursor, journal.mode())?,
-                epoch: journal.epoch().to_owned(),
+                cursor: Id::parse(cursor, head.mode)?,
+                epoch: head.epoch.clone(),
             },
             (None, From::Start) => Start::Beginning,
             (None, From::Now) => Start::Now,
@@ -126,9 +132,9 @@ impl EventsRequest {
 }
 
 /// The events handler: validates everything up front (so errors get a proper status), checks
-/// `requireAuth`, applies the `status`/`contentType` faults, then answers 200 at once and lets
-/// the connection task do the join — a 200 is not a join, which is exactly what clients must
-/// not assume.
+/// `requireAuth`, reads the journal's head (503 if the journal is unavailable), applies the
+/// `status`/`contentType` faults, then answers 200 at once and lets the connection task do the
+/// join — a 200 is not a join, which is exactly what clients must not assume.
 pub async fn events(
     State(app): State<App>,
     Path(key): Path<String>,
@@ -136,24 +142,21 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = StreamKey::parse(&key)?;
-    let request = EventsRequest::parse(&pairs, &headers)?;
+    let request = EventsRequest::parse(&pairs, &headers, app.faults)?;
     if let Some(token) = &request.knobs.require_auth {
         // Before the faults: an unauthenticated request does not count towards `failCount`.
         if !authorized(&headers, token) {
             return Ok(unauthorized());
         }
     }
+    let head = app.journal.head(&key).await?;
+    let start = request.start(&head)?;
     let stream = app.streams.get(&key);
-    let start = {
-        let mut journal = stream.lock();
-        let start = request.start(&journal)?;
-        if let Some(fail) = &request.knobs.fail {
-            if journal.count_fault_connection() <= request.knobs.fail_count {
-                return Ok(fail.response(request.knobs.retry_after));
-            }
+    if let Some(fail) = &request.knobs.fail {
+        if stream.count_fault_connection(&head.epoch) <= request.knobs.fail_count {
+            return Ok(fail.response(request.knobs.retry_after));
         }
-        start
-    };
+    }
     // This is an SSE connection: it takes its share of the armed faults, and from now on it
     // gets the key's live faults.
     let faults = stream.live_faults();
@@ -175,12 +178,13 @@ pub async fn events(
     };
     let connection = Connection {
         _guard: stream.connection(),
-        stream,
+        journal: Arc::clone(&app.journal),
+        key,
         knobs,
         tail_seam,
         start,
         out: Out::new(tx, limit, wire),
-        ping: app.config.ping,
+        ping: app.ping,
         shutdown: app.shutdown.clone(),
         faults,
         ready_sent: false,
@@ -234,6 +238,8 @@ enum End {
     Lagged,
     /// The journal was reset: the client reconnects into the new epoch.
     Reset,
+    /// The journal became unavailable: the client backs off and resumes from its cursor.
+    Unavailable,
     /// The server is shutting down.
     Shutdown,
 }
@@ -271,7 +277,9 @@ impl Out {
     fn new(tx: mpsc::Sender<Bytes>, limit: Option<(u64, End)>, wire: Wire) -> Out {
         Out {
             tx,
-            buf: BytesMut::with_capacity(CHUNK + 1024),
+            // Grown on demand: an idle live connection holds no chunk-sized buffer (that is most
+            // of a connection's memory when thousands are held); replay reserves a whole chunk.
+            buf: BytesMut::new(),
             journaled: 0,
             limit,
             wire,
@@ -284,6 +292,12 @@ impl Out {
             Some((n, _)) => usize::try_from(n.saturating_sub(self.journaled)).unwrap_or(usize::MAX),
             None => usize::MAX,
         }
+    }
+
+    /// Makes room for a whole chunk (before a replay batch), so it is gathered without
+    /// reallocating.
+    fn reserve_chunk(&mut self) {
+        self.buf.reserve(CHUNK + 1024);
     }
 
     /// Queues bytes that are not a journal entry (ready, ping, noise).
@@ -318,7 +332,6 @@ impl Out {
             return Ok(());
         }
         let mut chunk = self.buf.split();
-        self.buf.reserve(CHUNK + 1024);
         self.wire.line_end.apply(&mut chunk);
         let chunk = chunk.freeze();
         if !self.wire.chunk {
@@ -345,7 +358,8 @@ impl Out {
 
 /// One SSE connection, run as its own task.
 struct Connection {
-    stream: Arc<Stream>,
+    journal: Arc<dyn Journal>,
+    key: StreamKey,
     /// Counts the connection as open while the task lives.
     _guard: ConnectionGuard,
     knobs: Knobs,
@@ -371,6 +385,15 @@ async fn next_fault(faults: &mut broadcast::Receiver<LiveFault>) -> LiveFault {
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => std::future::pending::<()>().await,
         }
+    }
+}
+
+/// How a connection ends when the journal fails it: a reset (the epoch it served is gone) or
+/// an outage; both end the response and the client resumes from its cursor.
+fn journal_end(err: JournalError) -> End {
+    match err {
+        JournalError::EpochChanged { .. } => End::Reset,
+        _ => End::Unavailable,
     }
 }
 
@@ -403,19 +426,20 @@ impl Connection {
 
     async fn serve(&mut self) -> Result<Infallible, End> {
         let (mut live, snap) = if self.knobs.ready_early {
-            let snap = self.stream.lock().snapshot();
-            let tail = self.announced_tail(&snap);
+            let snap = self.journal.head(&self.key).await.map_err(journal_end)?;
+            let tail = self.announced_tail(&snap).await?;
             self.send_ready(&snap.epoch, tail).await?;
             self.pause(self.knobs.join_delay).await?;
-            let live = {
-                let journal = self.stream.lock();
-                (journal.epoch() == snap.epoch).then(|| journal.subscribe())
-            };
-            (live.ok_or(End::Reset)?, snap)
+            let live: Live = self
+                .journal
+                .subscribe(&self.key, &snap.epoch)
+                .await
+                .map_err(journal_end)?;
+            (live, snap)
         } else {
             self.pause(self.knobs.join_delay).await?;
-            let (live, snap) = self.stream.lock().join();
-            let tail = self.announced_tail(&snap);
+            let (live, snap) = self.journal.join(&self.key).await.map_err(journal_end)?;
+            let tail = self.announced_tail(&snap).await?;
             self.send_ready(&snap.epoch, tail).await?;
             (live, snap)
         };
@@ -445,13 +469,10 @@ impl Connection {
         }
         if let (true, Some(upto)) = (self.tail_seam > 0, snap.tail) {
             let mut again = Vec::new();
-            {
-                let journal = self.stream.lock();
-                if journal.epoch() != snap.epoch {
-                    return Err(End::Reset);
-                }
-                journal.read_last(upto, self.tail_seam, &mut again);
-            }
+            self.journal
+                .read_last(&self.key, &snap.epoch, upto, self.tail_seam, &mut again)
+                .await
+                .map_err(journal_end)?;
             for entry in &again {
                 self.out.journaled(entry).await?;
             }
@@ -489,8 +510,8 @@ impl Connection {
         }
     }
 
-    /// Sends retained entries with `after < id <= upto`, reading the journal in chunks so the
-    /// lock is never held while writing. Keeps the last `dupSeam` of them in `seam`.
+    /// Sends retained entries with `after < id <= upto`, reading the journal in chunks of about
+    /// [`CHUNK`] bytes. Keeps the last `dupSeam` of them in `seam`.
     async fn replay(
         &mut self,
         epoch: &str,
@@ -503,17 +524,19 @@ impl Connection {
         loop {
             self.pending_faults()?;
             batch.clear();
-            {
-                let journal = self.stream.lock();
-                if journal.epoch() != epoch {
-                    return Err(End::Reset);
-                }
-                journal.read_range(after, upto, self.out.budget(), CHUNK, &mut batch);
-            }
+            let limits = ReadLimits {
+                entries: self.out.budget(),
+                bytes: CHUNK,
+            };
+            self.journal
+                .read_range(&self.key, epoch, after, upto, limits, &mut batch)
+                .await
+                .map_err(journal_end)?;
             let Some(last) = batch.last() else {
                 return Ok(());
             };
             after = Some(last.id);
+            self.out.reserve_chunk();
             for entry in &batch {
                 if keep > 0 {
                     if seam.len() == keep {
@@ -526,25 +549,31 @@ impl Connection {
         }
     }
 
-    /// Sends `ready` (and, with `garbage=1`, the noise right after it) and flushes.
     /// The tail `ready` announces. It is the snapshot's, except for `from=now` on a stream that is
     /// done: then nothing will ever come after the tail, so the connection starts just before the
     /// `done` entry and replays it, and a late live-only client learns the stream is over instead
     /// of waiting forever.
-    fn announced_tail(&mut self, snap: &Snapshot) -> Option<Id> {
-        if !(matches!(self.start, Start::Now) && snap.done) {
-            return snap.tail;
-        }
-        self.start = match snap.before_done {
+    async fn announced_tail(&mut self, snap: &Head) -> Result<Option<Id>, End> {
+        let (Start::Now, true, Some(done)) = (&self.start, snap.done, snap.tail) else {
+            return Ok(snap.tail);
+        };
+        let mut last = Vec::new();
+        self.journal
+            .read_last(&self.key, &snap.epoch, done, 2, &mut last)
+            .await
+            .map_err(journal_end)?;
+        let before = (last.len() == 2).then(|| last[0].id);
+        self.start = match before {
             Some(cursor) => Start::After {
                 cursor,
                 epoch: snap.epoch.clone(),
             },
             None => Start::Beginning,
         };
-        snap.before_done
+        Ok(before)
     }
 
+    /// Sends `ready` (and, with `garbage=1`, the noise right after it) and flushes.
     async fn send_ready(&mut self, epoch: &str, tail: Option<Id>) -> Result<(), End> {
         let data = serde_json::json!({
             "tail": tail.map(|t| t.to_string()),

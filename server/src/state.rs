@@ -1,19 +1,25 @@
 //! State shared by every handler.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::journal::Streams;
+use crate::journal::Journal;
+use crate::streams::Streams;
 
-/// What the handlers share: the configuration, the journals, and the shutdown signal.
+/// What the handlers share: the journal, this process's per-key state, the settings of the
+/// router, and the shutdown signal.
 #[derive(Debug)]
 pub struct AppState {
-    /// The configuration the server was started with.
-    pub config: Config,
-    /// Every stream key's journal.
+    /// The journal of every stream key.
+    pub journal: Arc<dyn Journal>,
+    /// This process's connections, live faults and armed faults, per key.
     pub streams: Streams,
+    /// Interval between `ping` frames on an SSE connection.
+    pub ping: Duration,
+    /// Whether the fault knobs of the events endpoint and `POST /streams/{key}/faults` are on.
+    pub faults: bool,
     /// Turns `true` when the server shuts down; long-lived tasks watch it to end.
     pub shutdown: watch::Receiver<bool>,
 }

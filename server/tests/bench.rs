@@ -14,7 +14,7 @@ const FRAMES: u64 = 200_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_throughput_to_one_native_client() {
-    let server = start().await;
+    let server = start(&Engine::Memory).await;
     let addr = server.local_addr();
 
     let filling = Instant::now();

@@ -16,9 +16,8 @@ async fn turn(addr: std::net::SocketAddr, key: &str, n: usize) {
     append(addr, key, "done", "").await;
 }
 
-#[tokio::test]
-async fn drop_after_cuts_each_connection_and_resuming_still_gets_everything() {
-    let server = start().await;
+async fn drop_after_cuts_each_connection_and_resuming_still_gets_everything(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     turn(addr, "drop", 10).await;
 
@@ -45,9 +44,8 @@ async fn drop_after_cuts_each_connection_and_resuming_still_gets_everything() {
     assert_eq!(connections, 4);
 }
 
-#[tokio::test]
-async fn drop_after_counts_live_frames_too() {
-    let server = start().await;
+async fn drop_after_counts_live_frames_too(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let mut sse = Sse::connect(addr, "droplive", "from=now&dropAfter=2").await;
     sse.ready().await;
@@ -57,9 +55,8 @@ async fn drop_after_counts_live_frames_too() {
     assert_eq!(ids(&sse.rest().await), numeric(1..=2));
 }
 
-#[tokio::test]
-async fn dup_seam_sends_the_last_replayed_frames_again() {
-    let server = start().await;
+async fn dup_seam_sends_the_last_replayed_frames_again(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=5 {
         append(addr, "dup", "token", &i.to_string()).await;
@@ -95,9 +92,8 @@ async fn dup_seam_sends_the_last_replayed_frames_again() {
     none.expect_quiet(Duration::from_millis(150)).await;
 }
 
-#[tokio::test]
-async fn stall_after_goes_silent_but_keeps_the_connection_open() {
-    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+async fn stall_after_goes_silent_but_keeps_the_connection_open(engine: Engine) {
+    let server = start_with(&engine, |c| c.ping = Duration::from_millis(50)).await;
     let addr = server.local_addr();
     for i in 1..=5 {
         append(addr, "stall", "token", &i.to_string()).await;
@@ -131,9 +127,8 @@ async fn stall_after_goes_silent_but_keeps_the_connection_open() {
     wait_for_stats(addr, "stall", |s| s["connections"] == 0).await;
 }
 
-#[tokio::test]
-async fn status_fails_only_the_first_fail_count_connections() {
-    let server = start().await;
+async fn status_fails_only_the_first_fail_count_connections(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "st", "token", "x").await;
 
@@ -176,9 +171,8 @@ async fn status_fails_only_the_first_fail_count_connections() {
     assert_eq!(again.status, 503);
 }
 
-#[tokio::test]
-async fn content_type_serves_a_non_sse_body_first() {
-    let server = start().await;
+async fn content_type_serves_a_non_sse_body_first(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let wrong = request(
         addr,
@@ -195,9 +189,8 @@ async fn content_type_serves_a_non_sse_body_first() {
     ok.ready().await;
 }
 
-#[tokio::test]
-async fn garbage_sends_malformed_frames_that_never_carry_an_id() {
-    let server = start().await;
+async fn garbage_sends_malformed_frames_that_never_carry_an_id(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "junk", "token", "a").await;
     append(addr, "junk", "token", "b").await;
@@ -227,9 +220,8 @@ async fn garbage_sends_malformed_frames_that_never_carry_an_id() {
     assert_eq!(sse.frame().await.id.as_deref(), Some("3"));
 }
 
-#[tokio::test]
-async fn knobs_parse_strictly_and_unknown_parameters_are_ignored() {
-    let server = start().await;
+async fn knobs_parse_strictly_and_unknown_parameters_are_ignored(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for (knob, value) in [
         ("dropAfter", "0"),
@@ -287,9 +279,8 @@ fn frames_any_line_end(bytes: &[u8]) -> Vec<Frame> {
         .collect()
 }
 
-#[tokio::test]
-async fn require_auth_refuses_requests_without_the_bearer_token() {
-    let server = start().await;
+async fn require_auth_refuses_requests_without_the_bearer_token(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "auth", "token", "secret stuff").await;
 
@@ -330,9 +321,8 @@ async fn require_auth_refuses_requests_without_the_bearer_token() {
     ok.ready().await;
 }
 
-#[tokio::test]
-async fn retry_after_rides_on_429_and_503_answers() {
-    let server = start().await;
+async fn retry_after_rides_on_429_and_503_answers(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for (code, seconds) in [(429u16, "3"), (503, "0")] {
         let key = format!("ra{code}");
@@ -364,9 +354,8 @@ async fn retry_after_rides_on_429_and_503_answers() {
     assert!(bad.text().contains("retryAfter"), "{}", bad.text());
 }
 
-#[tokio::test]
-async fn chunk_sends_every_byte_as_its_own_chunk_through_replay_and_live() {
-    let server = start().await;
+async fn chunk_sends_every_byte_as_its_own_chunk_through_replay_and_live(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=3 {
         append(addr, "bytes", "token", &format!("t{i} é")).await;
@@ -403,9 +392,8 @@ async fn chunk_sends_every_byte_as_its_own_chunk_through_replay_and_live() {
     assert_eq!(frames[1].data.as_deref(), Some("t1 é"));
 }
 
-#[tokio::test]
-async fn line_end_renders_every_line_with_that_ending() {
-    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+async fn line_end_renders_every_line_with_that_ending(engine: Engine) {
+    let server = start_with(&engine, |c| c.ping = Duration::from_millis(50)).await;
     let addr = server.local_addr();
     append(addr, "ends", "token", "two\nlines").await;
     append(addr, "ends", "done", "").await;
@@ -448,3 +436,18 @@ async fn line_end_renders_every_line_with_that_ending() {
     }
     assert!(!body.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
 }
+
+matrix!(
+    drop_after_cuts_each_connection_and_resuming_still_gets_everything,
+    drop_after_counts_live_frames_too,
+    dup_seam_sends_the_last_replayed_frames_again,
+    stall_after_goes_silent_but_keeps_the_connection_open,
+    status_fails_only_the_first_fail_count_connections,
+    content_type_serves_a_non_sse_body_first,
+    garbage_sends_malformed_frames_that_never_carry_an_id,
+    knobs_parse_strictly_and_unknown_parameters_are_ignored,
+    require_auth_refuses_requests_without_the_bearer_token,
+    retry_after_rides_on_429_and_503_answers,
+    chunk_sends_every_byte_as_its_own_chunk_through_replay_and_live,
+    line_end_renders_every_line_with_that_ending,
+);

@@ -24,9 +24,8 @@ async fn until_end(sse: &mut Sse) -> Vec<Frame> {
     sse.rest().await
 }
 
-#[tokio::test]
-async fn cut_ends_every_open_connection_of_the_key_and_only_those() {
-    let server = start().await;
+async fn cut_ends_every_open_connection_of_the_key_and_only_those(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "cut", "token", "a").await;
 
@@ -64,9 +63,8 @@ async fn cut_ends_every_open_connection_of_the_key_and_only_those() {
     assert_eq!(faults(addr, "cut", "cut=1").await["affected"], 0);
 }
 
-#[tokio::test]
-async fn stall_silences_open_connections_until_the_client_leaves_or_a_cut() {
-    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+async fn stall_silences_open_connections_until_the_client_leaves_or_a_cut(engine: Engine) {
+    let server = start_with(&engine, |c| c.ping = Duration::from_millis(50)).await;
     let addr = server.local_addr();
     append(addr, "stall", "token", "1").await;
     let mut stalled = Sse::connect(addr, "stall", "").await;
@@ -99,9 +97,8 @@ async fn stall_silences_open_connections_until_the_client_leaves_or_a_cut() {
     wait_for_stats(addr, "stall", |s| s["connections"] == 0).await;
 }
 
-#[tokio::test]
-async fn garbage_sends_the_noise_on_open_connections_now() {
-    let server = start().await;
+async fn garbage_sends_the_noise_on_open_connections_now(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "junk", "token", "a").await;
     let mut sse = Sse::connect(addr, "junk", "").await;
@@ -142,9 +139,8 @@ async fn garbage_sends_the_noise_on_open_connections_now() {
     assert_eq!(joining.frame().await.data.as_deref(), Some("no-id"));
 }
 
-#[tokio::test]
-async fn an_armed_dup_seam_resends_the_entries_up_to_the_tail_once() {
-    let server = start().await;
+async fn an_armed_dup_seam_resends_the_entries_up_to_the_tail_once(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=6 {
         append(addr, "seam", "token", &i.to_string()).await;
@@ -207,9 +203,8 @@ async fn an_armed_dup_seam_resends_the_entries_up_to_the_tail_once() {
     );
 }
 
-#[tokio::test]
-async fn an_armed_join_delay_slows_the_next_join_only() {
-    let server = start().await;
+async fn an_armed_join_delay_slows_the_next_join_only(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     faults(addr, "slow", "joinDelayMs=400").await;
 
@@ -231,9 +226,8 @@ async fn an_armed_join_delay_slows_the_next_join_only() {
     assert!(started.elapsed() < Duration::from_millis(300));
 }
 
-#[tokio::test]
-async fn bad_fault_requests_are_400s_that_name_the_problem() {
-    let server = start().await;
+async fn bad_fault_requests_are_400s_that_name_the_problem(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for (query, names) in [
         ("", "no fault given"),
@@ -293,9 +287,8 @@ async fn correct_client(addr: SocketAddr, key: &str, heartbeat: Duration) -> (Ve
     }
 }
 
-#[tokio::test]
-async fn a_correct_client_gets_a_whole_turn_through_every_live_fault() {
-    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+async fn a_correct_client_gets_a_whole_turn_through_every_live_fault(engine: Engine) {
+    let server = start_with(&engine, |c| c.ping = Duration::from_millis(50)).await;
     let addr = server.local_addr();
     let key = "storm";
     let client = tokio::spawn(correct_client(addr, key, Duration::from_millis(300)));
@@ -324,3 +317,13 @@ async fn a_correct_client_gets_a_whole_turn_through_every_live_fault() {
     assert_eq!(delivered, numeric(1..=121));
     assert!(connections >= 3, "{connections} connections");
 }
+
+matrix!(
+    cut_ends_every_open_connection_of_the_key_and_only_those,
+    stall_silences_open_connections_until_the_client_leaves_or_a_cut,
+    garbage_sends_the_noise_on_open_connections_now,
+    an_armed_dup_seam_resends_the_entries_up_to_the_tail_once,
+    an_armed_join_delay_slows_the_next_join_only,
+    bad_fault_requests_are_400s_that_name_the_problem,
+    a_correct_client_gets_a_whole_turn_through_every_live_fault,
+);

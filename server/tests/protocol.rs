@@ -10,9 +10,8 @@ use sse_relay_server::IdMode;
 use support::*;
 use tokio::time::Instant;
 
-#[tokio::test]
-async fn ready_waits_for_the_join_so_an_entry_dispatched_on_ready_is_delivered() {
-    let server = start().await;
+async fn ready_waits_for_the_join_so_an_entry_dispatched_on_ready_is_delivered(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
 
     let opened = Instant::now();
@@ -31,9 +30,8 @@ async fn ready_waits_for_the_join_so_an_entry_dispatched_on_ready_is_delivered()
     assert_eq!(frame.data.as_deref(), Some("first"));
 }
 
-#[tokio::test]
-async fn an_entry_appended_during_the_join_delay_is_covered_by_ready() {
-    let server = start().await;
+async fn an_entry_appended_during_the_join_delay_is_covered_by_ready(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
 
     let mut now = Sse::connect(addr, "window", "from=now&joinDelayMs=1000").await;
@@ -54,9 +52,8 @@ async fn an_entry_appended_during_the_join_delay_is_covered_by_ready() {
     assert_eq!(start.frame().await.id, Some(later));
 }
 
-#[tokio::test]
-async fn ready_early_reproduces_the_subscribe_then_trigger_race() {
-    let server = start().await;
+async fn ready_early_reproduces_the_subscribe_then_trigger_race(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
 
     let opened = Instant::now();
@@ -76,9 +73,8 @@ async fn ready_early_reproduces_the_subscribe_then_trigger_race() {
     assert_ne!(frame.id, Some(lost));
 }
 
-#[tokio::test]
-async fn a_resumed_connection_gets_exactly_the_entries_after_its_cursor() {
-    let server = start().await;
+async fn a_resumed_connection_gets_exactly_the_entries_after_its_cursor(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=5 {
         append(addr, "resume", "token", &format!("t{i}")).await;
@@ -97,9 +93,8 @@ async fn a_resumed_connection_gets_exactly_the_entries_after_its_cursor() {
     sse.expect_quiet(Duration::from_millis(200)).await;
 }
 
-#[tokio::test]
-async fn the_last_event_id_header_wins_over_the_query_cursor() {
-    let server = start().await;
+async fn the_last_event_id_header_wins_over_the_query_cursor(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=5 {
         append(addr, "hdr", "token", &i.to_string()).await;
@@ -116,11 +111,10 @@ async fn the_last_event_id_header_wins_over_the_query_cursor() {
     assert_eq!(ids(&frames), numeric(4..=5));
 }
 
-#[tokio::test]
-async fn an_entry_appended_between_two_connections_is_delivered_on_resume() {
-    // The Redis `$` bug of DESIGN.md §1.3: re-resolving "the tail" on every poll loses what
+async fn an_entry_appended_between_two_connections_is_delivered_on_resume(engine: Engine) {
+    // The Redis `$` bug: re-resolving "the tail" on every poll loses what
     // was appended in between; resuming from the last delivered id does not.
-    let server = start().await;
+    let server = start(&engine).await;
     let addr = server.local_addr();
 
     let mut first = Sse::connect(addr, "gap", "from=now").await;
@@ -144,9 +138,8 @@ async fn an_entry_appended_between_two_connections_is_delivered_on_resume() {
     assert_eq!(resumed.frame().await.id, Some(after));
 }
 
-#[tokio::test]
-async fn done_ends_the_stream_and_closes_the_key() {
-    let server = start().await;
+async fn done_ends_the_stream_and_closes_the_key(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
 
     let mut live = Sse::connect(addr, "fin", "").await;
@@ -190,9 +183,8 @@ async fn done_ends_the_stream_and_closes_the_key() {
     assert_eq!(stats(addr, "fin").await["length"], 3);
 }
 
-#[tokio::test]
-async fn from_now_replays_nothing_and_from_start_replays_everything() {
-    let server = start().await;
+async fn from_now_replays_nothing_and_from_start_replays_everything(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=3 {
         append(addr, "from", "token", &i.to_string()).await;
@@ -220,9 +212,8 @@ async fn from_now_replays_nothing_and_from_start_replays_everything() {
     assert_eq!(start.frame().await.id.as_deref(), Some("4"));
 }
 
-#[tokio::test]
-async fn a_cursor_from_another_epoch_replays_from_the_start() {
-    let server = start().await;
+async fn a_cursor_from_another_epoch_replays_from_the_start(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     for i in 1..=3 {
         append(addr, "ep", "token", &i.to_string()).await;
@@ -252,9 +243,8 @@ async fn a_cursor_from_another_epoch_replays_from_the_start() {
     current.expect_quiet(Duration::from_millis(150)).await;
 }
 
-#[tokio::test]
-async fn reset_starts_a_new_epoch_restarts_ids_and_ends_open_streams() {
-    let server = start().await;
+async fn reset_starts_a_new_epoch_restarts_ids_and_ends_open_streams(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "rs", "token", "a").await;
     append(addr, "rs", "done", "").await;
@@ -306,9 +296,8 @@ fn redis_pair(id: &str) -> (u64, u64) {
     (ms.parse().unwrap(), seq.parse().unwrap())
 }
 
-#[tokio::test]
-async fn redis_ids_increase_and_resume_as_pairs() {
-    let server = start().await;
+async fn redis_ids_increase_and_resume_as_pairs(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let reset = post(addr, "/streams/rd/reset?ids=redis").await;
     assert_eq!(reset.json()["ids"], "redis");
@@ -338,9 +327,8 @@ async fn redis_ids_increase_and_resume_as_pairs() {
     assert_eq!(stats(addr, "rd").await["ids"], "redis");
 }
 
-#[tokio::test]
-async fn the_ids_flag_sets_the_mode_of_new_keys() {
-    let server = start_with(|c| c.ids = IdMode::Redis).await;
+async fn the_ids_flag_sets_the_mode_of_new_keys(engine: Engine) {
+    let server = start_with(&engine, |c| c.ids = Some(IdMode::Redis)).await;
     let addr = server.local_addr();
     let id = append(addr, "any", "token", "x").await;
     redis_pair(&id);
@@ -349,9 +337,8 @@ async fn the_ids_flag_sets_the_mode_of_new_keys() {
     assert_eq!(append(addr, "any", "token", "y").await, "1");
 }
 
-#[tokio::test]
-async fn turns_produce_tokens_then_done() {
-    let server = start().await;
+async fn turns_produce_tokens_then_done(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
 
     let accepted = post(addr, "/streams/turn/turns?tokens=5&rateHz=0").await;
@@ -392,9 +379,8 @@ async fn turns_produce_tokens_then_done() {
     }
 }
 
-#[tokio::test]
-async fn fill_appends_frames_of_the_asked_size_then_done() {
-    let server = start().await;
+async fn fill_appends_frames_of_the_asked_size_then_done(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let filled = post(addr, "/streams/fill/fill?frames=1000&bytes=100").await;
     assert_eq!(filled.status, 200);
@@ -416,9 +402,8 @@ async fn fill_appends_frames_of_the_asked_size_then_done() {
     );
 }
 
-#[tokio::test]
-async fn multi_line_data_round_trips() {
-    let server = start().await;
+async fn multi_line_data_round_trips(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "ml", "token", "line one\nline two\n").await;
     let mut sse = Sse::connect(addr, "ml", "").await;
@@ -429,9 +414,8 @@ async fn multi_line_data_round_trips() {
     );
 }
 
-#[tokio::test]
-async fn pings_are_named_frames_with_data_and_no_id() {
-    let server = start_with(|c| c.ping = Duration::from_millis(50)).await;
+async fn pings_are_named_frames_with_data_and_no_id(engine: Engine) {
+    let server = start_with(&engine, |c| c.ping = Duration::from_millis(50)).await;
     let addr = server.local_addr();
     let mut sse = Sse::connect(addr, "pg", "from=now").await;
     sse.ready().await;
@@ -445,27 +429,34 @@ async fn pings_are_named_frames_with_data_and_no_id() {
     }
 }
 
-#[tokio::test]
-async fn retention_keeps_only_the_newest_entries() {
-    let server = start_with(|c| c.retention = 5).await;
+async fn retention_keeps_only_the_newest_entries(engine: Engine) {
+    let server = start_with(&engine, |c| c.retention = 5).await;
     let addr = server.local_addr();
-    for i in 1..=8 {
+    // Redis trims with `MAXLEN ~`: whole internal nodes (100 entries each by default), so it
+    // keeps at least the retention and drops the oldest once a node is entirely beyond it.
+    let total: u64 = if engine.is_redis() { 350 } else { 8 };
+    for i in 1..=total {
         append(addr, "ret", "token", &i.to_string()).await;
     }
-    assert_eq!(stats(addr, "ret").await["length"], 5);
-    // A cursor older than the retained window gets what is retained.
+    let length = stats(addr, "ret").await["length"].as_u64().unwrap();
+    if engine.is_redis() {
+        assert!((5..total).contains(&length), "length {length}");
+    } else {
+        assert_eq!(length, 5);
+    }
+    // A cursor older than the retained window gets what is retained: the newest `length`.
     let mut sse = Sse::connect(addr, "ret", "lastEventId=1").await;
     sse.ready().await;
     let mut got = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..length {
         got.push(sse.frame().await);
     }
-    assert_eq!(ids(&got), numeric(4..=8));
+    assert_eq!(ids(&got), numeric(total - length + 1..=total));
+    sse.expect_quiet(Duration::from_millis(100)).await;
 }
 
-#[tokio::test]
-async fn stats_count_open_connections() {
-    let server = start().await;
+async fn stats_count_open_connections(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let mut a = Sse::connect(addr, "st", "").await;
     let mut b = Sse::connect(addr, "st", "from=now").await;
@@ -487,9 +478,8 @@ async fn stats_count_open_connections() {
     assert_eq!(stats(addr, "st").await["connectionsTotal"], 2);
 }
 
-#[tokio::test]
-async fn bad_input_gets_clear_errors_and_leaves_the_journal_intact() {
-    let server = start().await;
+async fn bad_input_gets_clear_errors_and_leaves_the_journal_intact(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     append(addr, "bad", "token", "keep").await;
 
@@ -585,9 +575,8 @@ async fn bad_input_gets_clear_errors_and_leaves_the_journal_intact() {
     assert_eq!(second.data.as_deref(), Some(r#"{"a":1}"#));
 }
 
-#[tokio::test]
-async fn cors_allows_pages_from_other_origins() {
-    let server = start().await;
+async fn cors_allows_pages_from_other_origins(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let preflight = request(
         addr,
@@ -633,8 +622,7 @@ async fn cors_allows_pages_from_other_origins() {
     sse.ready().await;
 }
 
-#[tokio::test]
-async fn static_files_are_served_with_their_content_types() {
+async fn static_files_are_served_with_their_content_types(engine: Engine) {
     let dir = std::env::temp_dir().join(format!("sse-relay-static-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("index.html"), "<h1>root</h1>").unwrap();
@@ -644,7 +632,7 @@ async fn static_files_are_served_with_their_content_types() {
     std::fs::write(dir.join("glue.js"), "1").unwrap();
 
     let root = dir.clone();
-    let server = start_with(|c| c.static_dir = Some(root)).await;
+    let server = start_with(&engine, |c| c.static_dir = Some(root)).await;
     let addr = server.local_addr();
 
     let index = request(addr, "GET", "/", &[], b"").await;
@@ -696,9 +684,8 @@ async fn static_files_are_served_with_their_content_types() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-async fn shutdown_ends_open_streams_and_stops_the_server() {
-    let server = start().await;
+async fn shutdown_ends_open_streams_and_stops_the_server(engine: Engine) {
+    let server = start(&engine).await;
     let addr = server.local_addr();
     let mut live = Sse::connect(addr, "sd", "from=now").await;
     live.ready().await;
@@ -716,31 +703,12 @@ async fn shutdown_ends_open_streams_and_stops_the_server() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
-#[tokio::test]
-async fn the_binary_prints_its_address_first_and_exits_after_its_lifetime() {
-    use tokio::io::AsyncBufReadExt;
-
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-relay-server"))
-        .args(["--port", "0", "--lifetime-secs", "2"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server binary");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(PROMPT, lines.next_line())
-        .await
-        .expect("first line in time")
-        .unwrap()
-        .expect("a first line");
-    let port: u16 = first
-        .strip_prefix("listening on http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .expect("a port");
-    assert_ne!(port, 0);
-
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+async fn the_binary_prints_its_address_first_and_exits_after_its_lifetime(engine: Engine) {
+    let journal = match engine.journal() {
+        sse_relay_server::JournalConfig::Redis(url) => url,
+        _ => "memory".to_owned(),
+    };
+    let (mut child, addr) = spawn_binary(&["--lifetime-secs", "2", "--journal", &journal]).await;
     assert_eq!(stats(addr, "bin").await["length"], 0);
 
     let status = tokio::time::timeout(Duration::from_secs(8), child.wait())
@@ -749,3 +717,29 @@ async fn the_binary_prints_its_address_first_and_exits_after_its_lifetime() {
         .unwrap();
     assert!(status.success());
 }
+
+matrix!(
+    ready_waits_for_the_join_so_an_entry_dispatched_on_ready_is_delivered,
+    an_entry_appended_during_the_join_delay_is_covered_by_ready,
+    ready_early_reproduces_the_subscribe_then_trigger_race,
+    a_resumed_connection_gets_exactly_the_entries_after_its_cursor,
+    the_last_event_id_header_wins_over_the_query_cursor,
+    an_entry_appended_between_two_connections_is_delivered_on_resume,
+    done_ends_the_stream_and_closes_the_key,
+    from_now_replays_nothing_and_from_start_replays_everything,
+    a_cursor_from_another_epoch_replays_from_the_start,
+    reset_starts_a_new_epoch_restarts_ids_and_ends_open_streams,
+    redis_ids_increase_and_resume_as_pairs,
+    the_ids_flag_sets_the_mode_of_new_keys,
+    turns_produce_tokens_then_done,
+    fill_appends_frames_of_the_asked_size_then_done,
+    multi_line_data_round_trips,
+    pings_are_named_frames_with_data_and_no_id,
+    retention_keeps_only_the_newest_entries,
+    stats_count_open_connections,
+    bad_input_gets_clear_errors_and_leaves_the_journal_intact,
+    cors_allows_pages_from_other_origins,
+    static_files_are_served_with_their_content_types,
+    shutdown_ends_open_streams_and_stops_the_server,
+    the_binary_prints_its_address_first_and_exits_after_its_lifetime,
+);

@@ -7,7 +7,9 @@
 // A scenario records `{name, passed, control, ...figures}`; every file writes its records to
 // target/e2e/results/ and rebuilds target/e2e/summary.json from the records of the same run.
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -16,7 +18,7 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 export const SERVER_BIN = join(ROOT, "target/debug/sse-relay-server");
 export const E2E_DIR = join(ROOT, "target/e2e");
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-dev-shm-usage",
@@ -45,9 +47,13 @@ export async function waitFor(probe, { timeout = 10_000, interval = 25, what = "
 // ---------------------------------------------------------------------------------------------
 // The reference server
 
-/** Starts the reference server binary; resolves once it printed its address. */
-export async function startServer({ staticDir = "www", pingMs = 300, lifetimeSecs = 300 } = {}) {
-  const args = ["--port", "0", "--static", staticDir, "--lifetime-secs", String(lifetimeSecs), "--ping-ms", String(pingMs)];
+/**
+ * Starts the reference server binary; resolves once it printed its address. `args`: extra flags
+ * (e.g. `["--journal", redis.url]`). The handle's `kill(signal)` sends a signal (SIGKILL a process
+ * mid-turn); `close()` stops it.
+ */
+export async function startServer({ staticDir = "www", pingMs = 300, lifetimeSecs = 300, args: extra = [] } = {}) {
+  const args = ["--port", "0", "--static", staticDir, "--lifetime-secs", String(lifetimeSecs), "--ping-ms", String(pingMs), ...extra];
   const child = spawn(SERVER_BIN, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => (stderr += chunk));
@@ -69,6 +75,10 @@ export async function startServer({ staticDir = "www", pingMs = 300, lifetimeSec
   return {
     url,
     api: new Api(url),
+    kill(signal) {
+      child.kill(signal);
+      return new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", r)));
+    },
     async close() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
@@ -78,6 +88,81 @@ export async function startServer({ staticDir = "www", pingMs = 300, lifetimeSec
       clearTimeout(timer);
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A redis-server for the Redis journal
+
+/** A free loopback port. */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Sends one inline command to redis at `port`; resolves to the first line of the answer, or null. */
+function redisCommand(port, line) {
+  return new Promise((resolveLine) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    let data = "";
+    const done = (value) => {
+      socket.destroy();
+      resolveLine(value);
+    };
+    socket.setTimeout(2000, () => done(null));
+    socket.on("error", () => done(null));
+    socket.on("connect", () => socket.write(`${line}\r\n`));
+    socket.on("data", (chunk) => {
+      data += chunk;
+      if (data.includes("\r\n")) done(data.split("\r\n")[0]);
+    });
+    socket.on("close", () => done(data ? data.split("\r\n")[0] : null));
+  });
+}
+
+/**
+ * Starts `redis-server` (installed by scripts/setup.sh) on a free loopback port in a temporary
+ * folder, persistence off (`--save '' --appendonly no`), or with `persist: true` an append-only
+ * file fsynced on every write, so `stop()` then `start()` keeps the data. A watchdog shell ends it
+ * if this process dies without `close()`.
+ */
+export async function startRedis({ persist = false } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "sse-relay-redis-"));
+  const port = await freePort();
+  const args = ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--save", "",
+    "--appendonly", persist ? "yes" : "no", ...(persist ? ["--appendfsync", "always"] : [])];
+  const watchdog = `redis-server "$@" >/dev/null 2>&1 & r=$!; trap 'kill -9 $r 2>/dev/null; exit 0' TERM; `
+    + `while kill -0 ${process.pid} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; kill -9 $r 2>/dev/null`;
+  let child = null;
+  const redis = {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    /** Starts redis-server (again, on the same port and folder). */
+    async start() {
+      child = spawn("sh", ["-c", watchdog, "sh", ...args], { stdio: "ignore" });
+      await waitFor(async () => (await redisCommand(port, "PING")) === "+PONG", { timeout: 10_000, what: "redis-server to answer" });
+    },
+    /** Stops it cleanly (`SHUTDOWN`: with `persist`, the data is on disk). */
+    async stop() {
+      await redisCommand(port, "SHUTDOWN");
+      await waitFor(async () => (await redisCommand(port, "PING")) === null, { timeout: 10_000, what: "redis-server to stop" });
+      child?.kill("SIGTERM");
+      child = null;
+    },
+    async close() {
+      await redisCommand(port, "SHUTDOWN NOSAVE");
+      child?.kill("SIGTERM");
+      child = null;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await redis.start();
+  return redis;
 }
 
 /** The reference server's HTTP API, from node: the journal is the truth the tests compare to. */

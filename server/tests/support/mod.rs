@@ -3,11 +3,16 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+mod redis;
+
+pub use self::redis::RedisServer;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sse_relay_server::{bind, Config, Server};
+use sse_relay_server::{bind, Config, IdMode, JournalConfig, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
@@ -15,19 +20,71 @@ use tokio::time::{timeout, Instant};
 /// How long a test waits for anything that should happen promptly.
 pub const PROMPT: Duration = Duration::from_secs(5);
 
-/// Starts a server on a free loopback port with `tweak` applied to the default config.
-pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
+/// The journal a test runs on: the protocol and fault tests run on both (see [`matrix!`]).
+#[derive(Clone, Debug)]
+pub enum Engine {
+    /// The in-memory journal.
+    Memory,
+    /// A Redis journal on this redis-server (which lives as long as any clone).
+    Redis(Arc<RedisServer>),
+}
+
+impl Engine {
+    /// A fresh redis-server of its own.
+    pub fn redis() -> Engine {
+        Engine::Redis(Arc::new(RedisServer::start()))
+    }
+
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Engine::Redis(_))
+    }
+
+    /// The `--journal` of a server on this engine.
+    pub fn journal(&self) -> JournalConfig {
+        match self {
+            Engine::Memory => JournalConfig::Memory,
+            Engine::Redis(redis) => JournalConfig::Redis(redis.url()),
+        }
+    }
+}
+
+/// Declares each named `async fn(Engine)` as two tests, `<name>::memory` and `<name>::redis`
+/// (the latter on a redis-server of its own).
+#[macro_export]
+macro_rules! matrix {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn memory() {
+                    super::$name($crate::support::Engine::Memory).await
+                }
+
+                #[tokio::test]
+                async fn redis() {
+                    super::$name($crate::support::Engine::redis()).await
+                }
+            }
+        )*
+    };
+}
+
+/// Starts a server on `engine` on a free loopback port with `tweak` applied to the default
+/// config (numeric ids on both engines, so the tests read the same ids).
+pub async fn start_with(engine: &Engine, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config {
         port: 0,
+        ids: Some(IdMode::Numeric),
+        journal: engine.journal(),
         ..Config::default()
     };
     tweak(&mut config);
     bind(config).await.expect("bind")
 }
 
-/// Starts a server with the default config on a free port.
-pub async fn start() -> Server {
-    start_with(|_| {}).await
+/// Starts a server on `engine` with the default config on a free port.
+pub async fn start(engine: &Engine) -> Server {
+    start_with(engine, |_| {}).await
 }
 
 /// A complete HTTP response.
@@ -255,17 +312,49 @@ pub async fn post(addr: SocketAddr, target: &str) -> Response {
     request(addr, "POST", target, &[], b"").await
 }
 
-/// Appends one frame; returns its id.
-pub async fn append(addr: SocketAddr, key: &str, event: &str, data: &str) -> String {
+/// Starts the server binary with `args` (after `--port 0`); returns the child (killed when
+/// dropped) and the address from its first line.
+pub async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-relay-server"))
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server binary");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = timeout(PROMPT, lines.next_line())
+        .await
+        .expect("first line in time")
+        .unwrap()
+        .expect("a first line");
+    let port: u16 = first
+        .strip_prefix("listening on http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    assert_ne!(port, 0);
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// `POST /streams/{key}/append` of one frame, whatever the answer.
+pub async fn try_append(addr: SocketAddr, key: &str, event: &str, data: &str) -> Response {
     let body = serde_json::json!({ "event": event, "data": data }).to_string();
-    let response = request(
+    request(
         addr,
         "POST",
         &format!("/streams/{key}/append"),
         &[("Content-Type", "application/json")],
         body.as_bytes(),
     )
-    .await;
+    .await
+}
+
+/// Appends one frame; returns its id.
+pub async fn append(addr: SocketAddr, key: &str, event: &str, data: &str) -> String {
+    let response = try_append(addr, key, event, data).await;
     assert_eq!(response.status, 200, "append: {}", response.text());
     response.json()["id"].as_str().unwrap().to_owned()
 }
