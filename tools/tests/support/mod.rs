@@ -1,6 +1,8 @@
-//! Shared by the integration tests: the reference server binary and the tools' own binaries.
+//! Shared by the integration tests: the reference server binary, the tools' own binaries, and a
+//! small journal server with switchable bugs (`mini`).
 #![allow(dead_code)]
 
+pub mod mini;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
