@@ -8,6 +8,7 @@ pub mod cli;
 pub mod conform;
 pub mod framing;
 pub mod net;
+pub mod proxy;
 
 /// Entropy for a run's seed and key names: the clock and the process id.
 pub fn entropy() -> u64 {

@@ -64,6 +64,32 @@ pub fn encode_component(text: &str) -> String {
     out
 }
 
+/// Decodes `%XX` escapes (a malformed escape is kept as written; bytes that are not UTF-8 become
+/// U+FFFD).
+pub fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An error and its causes on one line: `client error (Connect): tcp connect error: Connection
 /// refused (os error 111)`.
 pub fn error_chain(err: &(dyn Error + 'static)) -> String {
@@ -104,6 +130,15 @@ mod tests {
             ),
             "http://h/e?x=1&lastEventId=5-0&epoch=a%20b%26c"
         );
+    }
+
+    #[test]
+    fn components_round_trip() {
+        for text in ["a b&c=d", "ünï/%", ""] {
+            assert_eq!(decode_component(&encode_component(text)), text);
+        }
+        assert_eq!(decode_component("100%"), "100%");
+        assert_eq!(decode_component("%zz%4"), "%zz%4");
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub struct Conn {
     /// How the response stopped, once it did (`None` while open, or closed by the checker).
     pub end: Option<(u64, Stop)>,
     /// Journaled ids on this connection must be above this one (the `ready` tail of a `from=now`
-    /// connection, or the cursor of a resume the server honoured).
+    /// connection; whether a resume starts right after its cursor is the resume checks' rule).
     pub floor: Option<String>,
     opened: Instant,
     body: Option<Incoming>,

@@ -146,7 +146,7 @@ pub fn id_order(conns: &[Conn], declared: CursorOrder) -> Outcome {
                     let after = match (last, &conn.floor) {
                         (Some(last), _) => format!("after {last:?}"),
                         (None, Some(floor)) => {
-                            format!("at or below the ready tail / cursor {floor:?}")
+                            format!("at or below the ready tail {floor:?}")
                         }
                         (None, None) => "out of order".to_owned(),
                     };

@@ -401,16 +401,9 @@ pub async fn seam(t: &mut Target) -> Checked {
     // Everything was sent by now: one deadline for all.
     let deadline = target.deadline();
     for (conn, from) in &mut conns {
-        match expect_ready(conn, deadline).await {
-            Err(evidence) => {
-                findings.found(evidence);
-                continue;
-            }
-            Ok(ready) => {
-                if *from > 0 && ready.epoch == known.epoch {
-                    conn.floor = Some(known.id(*from - 1).to_owned());
-                }
-            }
+        if let Err(evidence) = expect_ready(conn, deadline).await {
+            findings.found(evidence);
+            continue;
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         while let Ok(ev) = conn.next_journaled(deadline).await {
@@ -525,7 +518,6 @@ pub async fn resume(t: &mut Target, check: Check) -> Checked {
     match expect_ready(&mut conn, deadline).await {
         Err(evidence) => findings.found(evidence),
         Ok(ready) => {
-            conn.floor = Some(known.id(after - 1).to_owned());
             if ready.epoch != known.epoch {
                 findings.found(format!(
                     "{}: ready.epoch changed from {:?} to {:?} without a reset",
