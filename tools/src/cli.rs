@@ -4,6 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Exit status of every tool for bad usage.
+pub const EXIT_USAGE: u8 = 2;
+
 /// A flag a tool accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flag {
@@ -15,14 +18,17 @@ pub struct Flag {
 
 /// What a command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Parsed {
+pub enum Command<T> {
+    /// Run with this.
+    Run(T),
     /// Print the usage text.
     Help,
     /// Print the version.
     Version,
-    /// Run with these flags, in the order given: `(name, value)`, the value empty for switches.
-    Run(Vec<(&'static str, String)>),
 }
+
+/// The flags of a command line, in the order given: `(name, value)`, the value empty for switches.
+pub type Flags = Vec<(&'static str, String)>;
 
 /// A command line that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,8 +74,50 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+/// Parses the arguments after the program name against `flags`, then builds what the tool runs
+/// with from them.
+pub fn parse_with<T, I, S>(
+    args: I,
+    flags: &[Flag],
+    build: impl FnOnce(Flags) -> Result<T, CliError>,
+) -> Result<Command<T>, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    match parse(args, flags)? {
+        Command::Run(given) => build(given).map(Command::Run),
+        Command::Help => Ok(Command::Help),
+        Command::Version => Ok(Command::Version),
+    }
+}
+
+/// What a tool's `main` does with its command line: `Ok` with what to run with, or `Err` with the
+/// exit code once the usage, the version or the error (status 2) is printed.
+pub fn settle<T>(
+    tool: &str,
+    usage: &str,
+    parsed: Result<Command<T>, CliError>,
+) -> Result<T, std::process::ExitCode> {
+    match parsed {
+        Ok(Command::Run(run)) => Ok(run),
+        Ok(Command::Help) => {
+            print!("{usage}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Ok(Command::Version) => {
+            println!("{tool} {}", env!("CARGO_PKG_VERSION"));
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("{tool}: {err}");
+            Err(std::process::ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
 /// Parses the arguments after the program name against `flags`.
-pub fn parse<I, S>(args: I, flags: &[Flag]) -> Result<Parsed, CliError>
+fn parse<I, S>(args: I, flags: &[Flag]) -> Result<Command<Flags>, CliError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
@@ -82,8 +130,8 @@ where
             _ => (arg.as_str(), None),
         };
         match name {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
             _ => {}
         }
         let Some(flag) = flags.iter().find(|f| f.name == name) else {
@@ -97,7 +145,7 @@ where
         };
         out.push((flag.name, value));
     }
-    Ok(Parsed::Run(out))
+    Ok(Command::Run(out))
 }
 
 /// Parses a whole number within `range`, or says what `flag` expects.
@@ -147,14 +195,14 @@ mod tests {
     fn flags_take_values_either_way() {
         assert_eq!(
             parse(["--port", "0", "--json", "--port=9"], FLAGS),
-            Ok(Parsed::Run(vec![
+            Ok(Command::Run(vec![
                 ("--port", "0".into()),
                 ("--json", String::new()),
                 ("--port", "9".into())
             ]))
         );
-        assert_eq!(parse(["--json", "-h"], FLAGS), Ok(Parsed::Help));
-        assert_eq!(parse(["-V"], FLAGS), Ok(Parsed::Version));
+        assert_eq!(parse(["--json", "-h"], FLAGS), Ok(Command::Help));
+        assert_eq!(parse(["-V"], FLAGS), Ok(Command::Version));
     }
 
     #[test]

@@ -3,25 +3,16 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use sse_relay_tools::conform::config::{Command, USAGE};
-use sse_relay_tools::conform::report::{unusable_json, EXIT_UNUSABLE, EXIT_USAGE};
+use sse_relay_tools::cli::settle;
+use sse_relay_tools::conform::config::{parse, USAGE};
+use sse_relay_tools::conform::report::{unusable_json, EXIT_UNUSABLE};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Command::parse(std::env::args().skip(1), sse_relay_tools::entropy()) {
-        Ok(Command::Run(config)) => *config,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("sse-relay-conform {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("sse-relay-conform: {err}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let parsed = parse(std::env::args().skip(1), sse_relay_tools::entropy());
+    let config = match settle("sse-relay-conform", USAGE, parsed) {
+        Ok(config) => config,
+        Err(exit) => return exit,
     };
     let json = config.json;
     let mut stdout = std::io::stdout();

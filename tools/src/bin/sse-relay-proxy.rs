@@ -3,25 +3,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use sse_relay_tools::proxy::config::{Command, USAGE};
+use sse_relay_tools::cli::settle;
+use sse_relay_tools::proxy::config::{parse, USAGE};
 use sse_relay_tools::proxy::server::bind;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Command::parse(std::env::args().skip(1)) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("sse-relay-proxy {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("sse-relay-proxy: {err}");
-            return ExitCode::from(2);
-        }
+    let config = match settle("sse-relay-proxy", USAGE, parse(std::env::args().skip(1))) {
+        Ok(config) => config,
+        Err(exit) => return exit,
     };
     let lifetime = config.lifetime;
     let proxy = match bind(config).await {

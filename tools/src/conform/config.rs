@@ -6,7 +6,7 @@ use http::{HeaderName, HeaderValue};
 use sse_relay::core::CursorOrder;
 
 use super::checks::Check;
-use crate::cli::{self, CliError, Flag, Parsed};
+use crate::cli::{self, CliError, Command, Flag, Flags};
 use crate::net;
 
 /// The `--help` text.
@@ -105,17 +105,6 @@ pub struct Config {
     pub strict: bool,
 }
 
-/// What the command line asks for.
-#[derive(Clone, Debug)]
-pub enum Command {
-    /// Check a server.
-    Run(Box<Config>),
-    /// Print the usage text.
-    Help,
-    /// Print the version.
-    Version,
-}
-
 const FLAGS: &[Flag] = &[
     value("--events"),
     value("--append"),
@@ -153,131 +142,123 @@ const fn switch(name: &'static str) -> Flag {
     }
 }
 
-impl Command {
-    /// Parses the arguments after the program name. `entropy` seeds the run and names its keys
-    /// unless `--seed` / `--key-prefix` say otherwise.
-    pub fn parse<I, S>(args: I, entropy: u64) -> Result<Command, CliError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let flags = match cli::parse(args, FLAGS)? {
-            Parsed::Help => return Ok(Command::Help),
-            Parsed::Version => return Ok(Command::Version),
-            Parsed::Run(flags) => flags,
-        };
-        let mut events = None;
-        let mut append: Option<(&'static str, Action)> = None;
-        let mut reset: Option<(&'static str, Action)> = None;
-        let mut config = Config {
-            events: String::new(),
-            append: Action::Command(String::new()),
-            reset: None,
-            headers: Vec::new(),
-            ids: CursorOrder::Auto,
-            cursor_param: "lastEventId".into(),
-            epoch_param: "epoch".into(),
-            keys: 20,
-            idle: Duration::from_millis(1500),
-            idle_rounds: 4,
-            timeout: Duration::from_millis(5000),
-            ping_within: Duration::from_millis(20_000),
-            seed: entropy,
-            key_prefix: format!("conform-{:08x}", entropy as u32),
-            checks: Check::ALL.to_vec(),
-            json: false,
-            strict: false,
-        };
-        let mut only: Option<Vec<Check>> = None;
-        let mut skip: Vec<Check> = Vec::new();
-        for (flag, value) in flags {
-            match flag {
-                "--events" => events = Some(template(flag, value)?),
-                "--append" | "--append-cmd" => {
-                    if let Some((previous, _)) = &append {
-                        return Err(CliError::Conflict(previous, flag));
-                    }
-                    let action = if flag == "--append" {
-                        Action::Post(template(flag, value)?)
-                    } else {
-                        Action::Command(command(flag, value)?)
-                    };
-                    append = Some((flag, action));
-                }
-                "--reset" | "--reset-cmd" => {
-                    if let Some((previous, _)) = &reset {
-                        return Err(CliError::Conflict(previous, flag));
-                    }
-                    let action = if flag == "--reset" {
-                        Action::Post(template(flag, value)?)
-                    } else {
-                        Action::Command(command(flag, value)?)
-                    };
-                    reset = Some((flag, action));
-                }
-                "--header" => config.headers.push(header(flag, &value)?),
-                "--ids" => {
-                    config.ids = value.parse().map_err(|()| CliError::BadValue {
+/// Parses the arguments after the program name. `entropy` seeds the run and names its keys unless
+/// `--seed` / `--key-prefix` say otherwise.
+pub fn parse<I, S>(args: I, entropy: u64) -> Result<Command<Config>, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    cli::parse_with(args, FLAGS, |flags| build(flags, entropy))
+}
+
+fn build(flags: Flags, entropy: u64) -> Result<Config, CliError> {
+    let mut events = None;
+    let mut append: Option<(&'static str, Action)> = None;
+    let mut reset: Option<(&'static str, Action)> = None;
+    let mut config = Config {
+        events: String::new(),
+        append: Action::Command(String::new()),
+        reset: None,
+        headers: Vec::new(),
+        ids: CursorOrder::Auto,
+        cursor_param: "lastEventId".into(),
+        epoch_param: "epoch".into(),
+        keys: 20,
+        idle: Duration::from_millis(1500),
+        idle_rounds: 4,
+        timeout: Duration::from_millis(5000),
+        ping_within: Duration::from_millis(20_000),
+        seed: entropy,
+        key_prefix: format!("conform-{:08x}", entropy as u32),
+        checks: Check::ALL.to_vec(),
+        json: false,
+        strict: false,
+    };
+    let mut only: Option<Vec<Check>> = None;
+    let mut skip: Vec<Check> = Vec::new();
+    for (flag, value) in flags {
+        match flag {
+            "--events" => events = Some(template(flag, value)?),
+            "--append" | "--append-cmd" => action(&mut append, flag, value)?,
+            "--reset" | "--reset-cmd" => action(&mut reset, flag, value)?,
+            "--header" => config.headers.push(header(flag, &value)?),
+            "--ids" => {
+                config.ids = value.parse().map_err(|()| CliError::BadValue {
+                    flag,
+                    value,
+                    expected: "auto, numeric, redis or opaque",
+                })?;
+            }
+            "--cursor-param" => config.cursor_param = param_name(flag, value)?,
+            "--epoch-param" => config.epoch_param = param_name(flag, value)?,
+            "--keys" => {
+                config.keys = cli::number(flag, &value, 1..=1000, "a key count 1-1000")? as usize
+            }
+            "--idle-ms" => {
+                config.idle = cli::millis(flag, &value, 1..=600_000, "milliseconds 1-600000")?
+            }
+            "--idle-rounds" => {
+                config.idle_rounds = cli::number(flag, &value, 1..=1000, "a count 1-1000")? as usize
+            }
+            "--timeout-ms" => {
+                config.timeout = cli::millis(flag, &value, 10..=600_000, "milliseconds 10-600000")?
+            }
+            "--ping-within-ms" => {
+                config.ping_within =
+                    cli::millis(flag, &value, 10..=3_600_000, "milliseconds 10-3600000")?
+            }
+            "--seed" => config.seed = cli::number(flag, &value, 0..=u64::MAX, "a number")?,
+            "--key-prefix" => {
+                let ok = !value.is_empty()
+                    && value.len() <= 64
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if !ok {
+                    return Err(CliError::BadValue {
                         flag,
                         value,
-                        expected: "auto, numeric, redis or opaque",
-                    })?;
+                        expected: "1-64 characters of [A-Za-z0-9._-]",
+                    });
                 }
-                "--cursor-param" => config.cursor_param = param_name(flag, value)?,
-                "--epoch-param" => config.epoch_param = param_name(flag, value)?,
-                "--keys" => {
-                    config.keys =
-                        cli::number(flag, &value, 1..=1000, "a key count 1-1000")? as usize
-                }
-                "--idle-ms" => {
-                    config.idle = cli::millis(flag, &value, 1..=600_000, "milliseconds 1-600000")?
-                }
-                "--idle-rounds" => {
-                    config.idle_rounds =
-                        cli::number(flag, &value, 1..=1000, "a count 1-1000")? as usize
-                }
-                "--timeout-ms" => {
-                    config.timeout =
-                        cli::millis(flag, &value, 10..=600_000, "milliseconds 10-600000")?
-                }
-                "--ping-within-ms" => {
-                    config.ping_within =
-                        cli::millis(flag, &value, 10..=3_600_000, "milliseconds 10-3600000")?
-                }
-                "--seed" => config.seed = cli::number(flag, &value, 0..=u64::MAX, "a number")?,
-                "--key-prefix" => {
-                    let ok = !value.is_empty()
-                        && value.len() <= 64
-                        && value
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-                    if !ok {
-                        return Err(CliError::BadValue {
-                            flag,
-                            value,
-                            expected: "1-64 characters of [A-Za-z0-9._-]",
-                        });
-                    }
-                    config.key_prefix = value;
-                }
-                "--only" => only = Some(check_list(flag, &value)?),
-                "--skip" => skip.extend(check_list(flag, &value)?),
-                "--json" => config.json = true,
-                "--strict" => config.strict = true,
-                _ => return Err(CliError::UnknownFlag(flag.to_owned())),
+                config.key_prefix = value;
             }
+            "--only" => only = Some(check_list(flag, &value)?),
+            "--skip" => skip.extend(check_list(flag, &value)?),
+            "--json" => config.json = true,
+            "--strict" => config.strict = true,
+            _ => return Err(CliError::UnknownFlag(flag.to_owned())),
         }
-        config.events = events.ok_or(CliError::Missing("--events"))?;
-        config.append = append
-            .ok_or(CliError::Missing("--append or --append-cmd"))?
-            .1;
-        config.reset = reset.map(|(_, action)| action);
-        if let Some(only) = only {
-            config.checks.retain(|c| only.contains(c));
-        }
-        config.checks.retain(|c| !skip.contains(c));
-        Ok(Command::Run(Box::new(config)))
     }
+    config.events = events.ok_or(CliError::Missing("--events"))?;
+    config.append = append
+        .ok_or(CliError::Missing("--append or --append-cmd"))?
+        .1;
+    config.reset = reset.map(|(_, action)| action);
+    if let Some(only) = only {
+        config.checks.retain(|c| only.contains(c));
+    }
+    config.checks.retain(|c| !skip.contains(c));
+    Ok(config)
+}
+
+/// `--append URL` / `--append-cmd CMD` (and the same for reset): one of the two, once.
+fn action(
+    slot: &mut Option<(&'static str, Action)>,
+    flag: &'static str,
+    value: String,
+) -> Result<(), CliError> {
+    if let Some((previous, _)) = slot {
+        return Err(CliError::Conflict(previous, flag));
+    }
+    let action = if flag.ends_with("-cmd") {
+        Action::Command(command(flag, value)?)
+    } else {
+        Action::Post(template(flag, value)?)
+    };
+    *slot = Some((flag, action));
+    Ok(())
 }
 
 /// A URL template: plain HTTP, with `{key}`.
@@ -348,8 +329,8 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Config, CliError> {
-        match Command::parse(args.iter().copied(), 7)? {
-            Command::Run(config) => Ok(*config),
+        match parse(args.iter().copied(), 7)? {
+            Command::Run(config) => Ok(config),
             other => panic!("{other:?}"),
         }
     }

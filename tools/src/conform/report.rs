@@ -12,8 +12,6 @@ use super::config::{Action, Config};
 pub const EXIT_PASSED: u8 = 0;
 /// Exit status: at least one check failed (or, with `--strict`, was skipped).
 pub const EXIT_FAILED: u8 = 1;
-/// Exit status: bad usage.
-pub const EXIT_USAGE: u8 = 2;
 /// Exit status: the server could not be checked.
 pub const EXIT_UNUSABLE: u8 = 3;
 

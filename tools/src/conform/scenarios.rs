@@ -138,6 +138,26 @@ async fn read_back(
     Ok(entries)
 }
 
+/// The next journaled entry, which must carry `data`; the evidence (with `why`) otherwise.
+async fn expect_entry(
+    conn: &mut Conn,
+    data: &str,
+    deadline: Instant,
+    why: &str,
+) -> Result<Ev, String> {
+    match conn.next_journaled(deadline).await {
+        Ok(ev) if ev.data == data => Ok(ev),
+        Ok(ev) => Err(format!(
+            "{}: the next entry was {ev}, not {data:?}{why}",
+            conn.describe()
+        )),
+        Err(stop) => Err(format!(
+            "{}: {data:?} never arrived ({stop})",
+            conn.describe()
+        )),
+    }
+}
+
 /// Incident 000: `ready` before the join.
 pub async fn join_before_ready(t: &mut Target) -> Checked {
     let mut findings = Findings::default();
@@ -665,16 +685,9 @@ pub async fn from_now(t: &mut Target) -> Checked {
                 ));
             }
             t.append(&key, "token", "now a").await?;
-            match first.next_journaled(t.deadline()).await {
-                Ok(ev) if ev.data == "now a" => first_id = ev.id,
-                Ok(ev) => findings.found(format!(
-                    "{}: expected \"now a\", got {ev}",
-                    first.describe()
-                )),
-                Err(stop) => findings.found(format!(
-                    "{}: \"now a\" never arrived ({stop})",
-                    first.describe()
-                )),
+            match expect_entry(&mut first, "now a", t.deadline(), "").await {
+                Ok(ev) => first_id = ev.id,
+                Err(evidence) => findings.found(evidence),
             }
         }
     }
@@ -695,16 +708,9 @@ pub async fn from_now(t: &mut Target) -> Checked {
                 }
                 second.floor = ready.tail;
                 t.append(&key, "token", "now b").await?;
-                match second.next_journaled(t.deadline()).await {
-                    Ok(ev) if ev.data == "now b" => {}
-                    Ok(ev) => findings.found(format!(
-                        "{}: the first entry was {ev}, not \"now b\" (from=now replays nothing)",
-                        second.describe()
-                    )),
-                    Err(stop) => findings.found(format!(
-                        "{}: \"now b\" never arrived ({stop})",
-                        second.describe()
-                    )),
+                let why = " (from=now replays nothing)";
+                if let Err(evidence) = expect_entry(&mut second, "now b", t.deadline(), why).await {
+                    findings.found(evidence);
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::cli::{self, CliError, Flag, Parsed};
+use crate::cli::{self, CliError, Command, Flag, Flags};
 use crate::net;
 
 /// The `--help` text.
@@ -84,17 +84,6 @@ pub struct Config {
     pub log: bool,
 }
 
-/// What the command line asks for.
-#[derive(Clone, Debug)]
-pub enum Command {
-    /// Run the proxy.
-    Run(Config),
-    /// Print the usage text.
-    Help,
-    /// Print the version.
-    Version,
-}
-
 const FLAGS: &[Flag] = &[
     Flag {
         name: "--upstream",
@@ -122,63 +111,60 @@ const FLAGS: &[Flag] = &[
     },
 ];
 
-impl Command {
-    /// Parses the arguments after the program name.
-    pub fn parse<I, S>(args: I) -> Result<Command, CliError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let flags = match cli::parse(args, FLAGS)? {
-            Parsed::Help => return Ok(Command::Help),
-            Parsed::Version => return Ok(Command::Version),
-            Parsed::Run(flags) => flags,
-        };
-        let mut upstream = None;
-        let mut config = Config {
-            upstream: Upstream {
-                origin: String::new(),
-                base_path: String::new(),
-                authority: String::new(),
-            },
-            host: "127.0.0.1".into(),
-            port: DEFAULT_PORT,
-            upstream_timeout: Duration::from_secs(30),
-            lifetime: None,
-            log: false,
-        };
-        for (flag, value) in flags {
-            match flag {
-                "--upstream" => upstream = Some(parse_upstream(flag, value)?),
-                "--host" if !value.is_empty() => config.host = value,
-                "--port" => {
-                    config.port = cli::number(flag, &value, 0..=65535, "a port 0-65535")? as u16
-                }
-                "--upstream-timeout-ms" => {
-                    config.upstream_timeout =
-                        cli::millis(flag, &value, 1..=3_600_000, "milliseconds 1-3600000")?
-                }
-                "--lifetime-secs" => {
-                    config.lifetime = Some(Duration::from_secs(cli::number(
-                        flag,
-                        &value,
-                        1..=u64::MAX,
-                        "seconds >= 1",
-                    )?))
-                }
-                "--log" => config.log = true,
-                _ => {
-                    return Err(CliError::BadValue {
-                        flag,
-                        value,
-                        expected: "an address",
-                    })
-                }
+/// Parses the arguments after the program name.
+pub fn parse<I, S>(args: I) -> Result<Command<Config>, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    cli::parse_with(args, FLAGS, build)
+}
+
+fn build(flags: Flags) -> Result<Config, CliError> {
+    let mut upstream = None;
+    let mut config = Config {
+        upstream: Upstream {
+            origin: String::new(),
+            base_path: String::new(),
+            authority: String::new(),
+        },
+        host: "127.0.0.1".into(),
+        port: DEFAULT_PORT,
+        upstream_timeout: Duration::from_secs(30),
+        lifetime: None,
+        log: false,
+    };
+    for (flag, value) in flags {
+        match flag {
+            "--upstream" => upstream = Some(parse_upstream(flag, value)?),
+            "--host" if !value.is_empty() => config.host = value,
+            "--port" => {
+                config.port = cli::number(flag, &value, 0..=65535, "a port 0-65535")? as u16
+            }
+            "--upstream-timeout-ms" => {
+                config.upstream_timeout =
+                    cli::millis(flag, &value, 1..=3_600_000, "milliseconds 1-3600000")?
+            }
+            "--lifetime-secs" => {
+                config.lifetime = Some(Duration::from_secs(cli::number(
+                    flag,
+                    &value,
+                    1..=u64::MAX,
+                    "seconds >= 1",
+                )?))
+            }
+            "--log" => config.log = true,
+            _ => {
+                return Err(CliError::BadValue {
+                    flag,
+                    value,
+                    expected: "an address",
+                })
             }
         }
-        config.upstream = upstream.ok_or(CliError::Missing("--upstream"))?;
-        Ok(Command::Run(config))
     }
+    config.upstream = upstream.ok_or(CliError::Missing("--upstream"))?;
+    Ok(config)
 }
 
 fn parse_upstream(flag: &'static str, value: String) -> Result<Upstream, CliError> {
@@ -208,7 +194,7 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Config, CliError> {
-        match Command::parse(args.iter().copied())? {
+        match parse(args.iter().copied())? {
             Command::Run(config) => Ok(config),
             other => panic!("{other:?}"),
         }
