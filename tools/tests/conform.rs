@@ -285,7 +285,9 @@ fn targets_that_cannot_be_checked_exit_3_with_the_reason() {
     let (status, _, stderr) = conform_text(&["--events", &stats, "--append", &append]);
     assert_eq!(status, 3, "{stderr}");
     assert!(
-        stderr.contains("not an event stream") && stderr.contains("application/json"),
+        stderr.contains("not an event stream")
+            && stderr.contains("application/json")
+            && stderr.contains("retention"),
         "{stderr}"
     );
 

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use tokio::time::{timeout_at, Instant};
 
 use crate::framing::{classify, preview, FrameClass, FrameSplitter};
-use crate::net::{error_chain, Client};
+use crate::net::{error_chain, is_event_stream, Client};
 
 /// A dispatched event, as an `EventSource` would fire it, with the frame's own id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +108,7 @@ pub struct Conn {
     pub status: Option<u16>,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
-    /// The start of the body of a non-200 answer.
+    /// The start of the body of an answer that is not a `200` event stream.
     pub body_preview: Option<String>,
     /// Everything received, in order.
     pub seen: Vec<Seen>,
@@ -185,7 +185,7 @@ impl Conn {
                     .get(CONTENT_TYPE)
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
                 let mut body = response.into_body();
-                if conn.status == Some(200) {
+                if conn.status == Some(200) && is_event_stream(conn.content_type.as_deref()) {
                     conn.body = Some(body);
                 } else {
                     // Enough of the answer to show what the server said.
@@ -214,9 +214,9 @@ impl Conn {
         self.opened.elapsed().as_millis() as u64
     }
 
-    /// Whether the response was `200` (its body is being read).
+    /// Whether the response is a `200` event stream (its body is being read).
     pub fn is_ok(&self) -> bool {
-        self.status == Some(200)
+        self.status == Some(200) && is_event_stream(self.content_type.as_deref())
     }
 
     /// How the response ended, if it did.

@@ -61,10 +61,11 @@ struct Shared {
 pub async fn bind(config: Config) -> std::io::Result<Proxy> {
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let addr = listener.local_addr()?;
+    let state = Arc::new(State::new(config.log));
     let shared = Arc::new(Shared {
         config,
         client: net::client(),
-        state: Arc::new(State::default()),
+        state,
     });
     let accept = tokio::spawn(async move {
         loop {
@@ -331,7 +332,7 @@ async fn forward(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out> {
         let armed_status = armed.is_some_and(|a| a.status.is_some());
         if armed_status || state.count_failure(&path, status) <= knobs.fail_count.unwrap_or(1) {
             state.finish(n, status, Some("injected status".into()));
-            log(&shared, n);
+            shared.state.print(n);
             return injected(status, knobs.retry_after);
         }
     }
@@ -397,7 +398,7 @@ async fn forward(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out> {
         // Open is not joined: the client has its 200 before the upstream was even asked.
         let (registration, live) = state.open(n, &path);
         state.finish(n, 200, Some("early open".into()));
-        log(&shared, n);
+        shared.state.print(n);
         let body = ShapedBody::new(
             Source::Waiting(send),
             Shaper::new(plan),
@@ -424,7 +425,7 @@ async fn forward(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out> {
                 StatusCode::BAD_GATEWAY
             };
             state.finish(n, status.as_u16(), Some(why.clone()));
-            log(&shared, n);
+            shared.state.print(n);
             return text(status, format!("sse-relay-proxy: {why}\n"));
         }
     };
@@ -449,23 +450,14 @@ async fn forward(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out> {
         body.map_err(BoxError::from).boxed_unsync()
     };
     state.finish(n, parts.status.as_u16(), None);
-    log(&shared, n);
+    shared.state.print(n);
     Response::from_parts(parts, body)
 }
 
 fn refuse(shared: &Shared, n: u64, err: KnobError) -> Response<Out> {
     shared.state.finish(n, 400, Some(err.to_string()));
-    log(shared, n);
+    shared.state.print(n);
     text(StatusCode::BAD_REQUEST, format!("sse-relay-proxy: {err}\n"))
-}
-
-/// `--log`: the request's line on stderr.
-fn log(shared: &Shared, n: u64) {
-    if shared.config.log {
-        if let Some(line) = shared.state.line(n) {
-            eprintln!("{line}");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -61,9 +61,19 @@ struct Inner {
 pub struct State {
     requests: AtomicU64,
     inner: Mutex<Inner>,
+    /// Print each request's line on stderr, and again when a note is added (`--log`).
+    log: bool,
 }
 
 impl State {
+    /// A new state; `log` prints each request's line on stderr (`--log`).
+    pub fn new(log: bool) -> State {
+        State {
+            log,
+            ..State::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every critical section leaves the maps consistent, so a panic elsewhere cannot leave a
         // half-done update behind: the poison flag carries no information.
@@ -106,6 +116,17 @@ impl State {
         let mut inner = self.lock();
         if let Some(entry) = inner.log.iter_mut().rev().find(|e| e.n == n) {
             entry.note = Some(note);
+        }
+        drop(inner);
+        self.print(n);
+    }
+
+    /// `--log`: request `n`'s line on stderr.
+    pub fn print(&self, n: u64) {
+        if self.log {
+            if let Some(line) = self.line(n) {
+                eprintln!("{line}");
+            }
         }
     }
 
