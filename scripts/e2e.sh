@@ -9,7 +9,7 @@ if [ ! -f pkg/index.js ]; then
   echo "e2e: pkg/index.js is missing: run \`npm run build\` first" >&2
   exit 1
 fi
-cargo build -p sse-relay-server --quiet
+cargo build -p sse-relay-server -p sse-relay-tools --quiet
 
 # A fresh summary for this run: every test file adds its records under the same run id.
 rm -rf target/e2e/results target/e2e/summary.json
