@@ -150,6 +150,7 @@ struct Tab {
     /// and how many it held at the last check.
     over_since: Option<u64>,
     last_queued: usize,
+    dipped: bool,
 }
 
 /// Who holds the stream's lock.
@@ -390,6 +391,7 @@ impl World {
             finished: false,
             over_since: None,
             last_queued: 0,
+            dipped: false,
         });
         self.note(|| format!("open tab {index} ({transport:?}, from_now {from_now})"));
         self.after_input(index);
@@ -832,10 +834,18 @@ impl World {
             return Ok(());
         }
         let now = self.ts();
+        let bound = self
+            .plan
+            .limits
+            .body_high
+            .max(self.plan.limits.unpausable_high);
         for _ in 0..self.tabs[i].batch {
+            // What the queue holds once this frame is out, before a refill.
+            let left = self.tabs[i].peer.queued().saturating_sub(1);
             let Some((frame, _)) = self.tabs[i].peer.take(now) else {
                 break;
             };
+            self.tabs[i].dipped |= left < bound;
             let epoch = self.tabs[i]
                 .peer
                 .cursor()
@@ -931,10 +941,10 @@ impl World {
         let grace = READER_STUCK.as_millis() as u64 + 100;
         for i in 0..self.tabs.len() {
             let tab = &mut self.tabs[i];
-            let bound = match tab.transport {
-                Transport::Fetch => limits.body_high.max(limits.unpausable_high),
-                Transport::EventSource => limits.unpausable_high,
-            };
+            let bound = limits.body_high.max(limits.unpausable_high);
+            // Its application brought it below the bound since the last check (frames taken, then
+            // more handed in within the same step): a new period over the bound starts.
+            let dipped = std::mem::take(&mut tab.dipped);
             let queued = tab.peer.queued();
             let grew = queued > tab.last_queued;
             tab.last_queued = queued;
@@ -945,7 +955,7 @@ impl World {
             // Over the bound, a tab takes in nothing more until it is below, but for a leader in
             // its grace period (the frames it holds then are read, or handed over with the lead).
             let leading = tab.peer.serving();
-            if !leading {
+            if !leading || dipped {
                 tab.over_since = None;
             }
             let since = *tab.over_since.get_or_insert(self.now);

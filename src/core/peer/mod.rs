@@ -823,8 +823,8 @@ impl<P> Peer<P> {
     /// the session closes it while the application is `unpausable_high` frames behind and
     /// resumes from the last frame delivered at `unpausable_low`. A leader serving followers must
     /// not pause for its own application (they would stall with it): once it has held at least
-    /// its transport's bound for [`READER_STUCK`], it hands the lead to another tab and follows,
-    /// bounded like any follower. Returns whether the session got
+    /// the larger of its bounds for [`READER_STUCK`], it hands the lead to another tab and
+    /// follows, bounded like any follower. Returns whether the session got
     /// something to do.
     fn pause_or_resume(&mut self, now: Timestamp) -> bool {
         let behind_too_long = self
@@ -873,14 +873,10 @@ impl<P> Peer<P> {
         }
     }
 
-    /// Whether this tab leads, serves followers, and holds at least its transport's bound.
+    /// Whether this tab leads, serves followers, and holds at least the larger of its bounds.
     fn over_bound_while_serving(&self) -> bool {
-        let serving = self.serving();
-        let high = match self.link.as_ref().map(|l| &l.source) {
-            Some(Source::Own) if self.transport == Transport::Fetch => self.limits.body_high,
-            _ => self.limits.unpausable_high,
-        };
-        serving && self.reader.len() >= high
+        let high = self.limits.body_high.max(self.limits.unpausable_high);
+        self.serving() && self.reader.len() >= high
     }
 
     /// Asks for the consumed cursor to be stored now, if it changed.
