@@ -15,11 +15,14 @@ const dest = join(root, "pkg");
 const raw = join(root, "target", "wasm-bindgen");
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
 
-run("cargo", ["build", "-p", "sse-relay", "--lib", "--release", "--target", "wasm32-unknown-unknown", "--quiet"]);
+// The package's module is the `npm/` crate: the library with its JavaScript bindings (feature
+// `js`), the allocator and the exact wasm-bindgen version, which the library leaves to its host.
+run("cargo", ["build", "-p", "sse-relay-npm", "--lib", "--release", "--target", "wasm32-unknown-unknown", "--quiet"]);
 rmSync(raw, { recursive: true, force: true });
+// No generated .d.ts: the package's types are npm/index.d.ts, written to match the docs.
 run("wasm-bindgen", [
-  join(root, "target/wasm32-unknown-unknown/release/sse_relay.wasm"),
-  "--target", "web", "--out-dir", raw, "--out-name", "sse_relay",
+  join(root, "target/wasm32-unknown-unknown/release/sse_relay_npm.wasm"),
+  "--target", "web", "--no-typescript", "--out-dir", raw, "--out-name", "sse_relay",
 ]);
 
 rmSync(pkg, { recursive: true, force: true });
@@ -31,42 +34,27 @@ run(join(root, "node_modules/.bin/wasm-opt"), [
   "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue",
   "-o", join(pkg, "sse_relay_bg.wasm"),
 ]);
-for (const file of ["sse_relay.js", "sse_relay.d.ts"]) copyFileSync(join(raw, file), join(pkg, file));
+copyFileSync(join(raw, "sse_relay.js"), join(pkg, "sse_relay.js"));
 // The JavaScript the Rust side imports (src/bindings.js), where the glue expects it.
 cpSync(join(raw, "snippets"), join(pkg, "snippets"), { recursive: true });
 const snippets = readdirSync(join(pkg, "snippets"), { recursive: true })
   .filter((f) => f.endsWith(".js"))
-  .map((f) => join("snippets", f));
-
-writeFileSync(join(pkg, "index.js"), `// sse-relay: loads its WebAssembly module on first use, so importing costs nothing.
-import init, { RelayStream } from "./sse_relay.js";
-
-let loading;
-/** Loads the module once. \`RelayStream.open\` calls it; call it yourself only to load early. */
-export function ready() {
-  loading ??= init({ module_or_path: new URL("./sse_relay_bg.wasm", import.meta.url) }).then(() => undefined);
-  return loading;
-}
-
-const openLoaded = RelayStream.open;
-RelayStream.open = async function open(url, options) {
-  await ready();
-  return openLoaded.call(RelayStream, url, options);
-};
-
-export { RelayStream };
-`);
-writeFileSync(join(pkg, "index.d.ts"), `export { RelayStream } from "./sse_relay.js";
-export type {
-  Frame, FrameIterator, Cursor, RelayState, RelayStats, RelayOptions, RelayEventMap, RelayError, RelayErrorName,
-} from "./sse_relay.js";
-/** Loads the WebAssembly module (\`RelayStream.open\` does it by itself). */
-export function ready(): Promise<void>;
-`);
+  .map((f) => join("snippets", f).split("\\").join("/"));
+// The error classes live in that snippet (the Rust side throws them); the entry re-exports them
+// from one stable path, so `instanceof` sees the very classes that are thrown.
+const bindingsJs = snippets.find((f) => f.endsWith("/src/bindings.js"));
+writeFileSync(join(pkg, "errors.js"), `export * from "./${bindingsJs}";\n`);
+for (const file of ["index.js", "index.d.ts"]) copyFileSync(join(root, "npm", file), join(pkg, file));
+for (const file of ["LICENSE-MIT", "LICENSE-APACHE"]) copyFileSync(join(root, file), join(pkg, file));
+copyFileSync(join(root, "docs/js-api.md"), join(pkg, "README.md"));
+copyFileSync(join(root, "docs/PROTOCOL.md"), join(pkg, "PROTOCOL.md"));
 
 const cargo = readFileSync(join(root, "Cargo.toml"), "utf8");
 const version = cargo.match(/\[package\][^[]*?\nversion = "([^"]+)"/)[1];
-const files = ["index.js", "index.d.ts", "sse_relay.js", "sse_relay.d.ts", "sse_relay_bg.wasm", "README.md"];
+const files = [
+  "index.js", "index.d.ts", "errors.js", "sse_relay.js", "sse_relay_bg.wasm",
+  "README.md", "PROTOCOL.md", "LICENSE-MIT", "LICENSE-APACHE",
+];
 const packaged = [...files, "snippets/"];
 writeFileSync(join(pkg, "package.json"), JSON.stringify({
   name: "sse-relay",
@@ -76,13 +64,25 @@ writeFileSync(join(pkg, "package.json"), JSON.stringify({
   type: "module",
   main: "./index.js",
   types: "./index.d.ts",
-  exports: { ".": { types: "./index.d.ts", default: "./index.js" }, "./package.json": "./package.json" },
+  exports: {
+    ".": { types: "./index.d.ts", default: "./index.js" },
+    "./sse_relay_bg.wasm": "./sse_relay_bg.wasm",
+    "./package.json": "./package.json",
+  },
   files: packaged,
+  // Only the entry has side effects (it wraps the glue's class: load on first open, free() as
+  // close()); importing still loads nothing: the module loads on the first open, and a
+  // server-rendering build may import it (streams open only in a browser).
+  sideEffects: ["./index.js"],
+  engines: { node: ">=18" },
   keywords: ["sse", "server-sent-events", "eventsource", "wasm", "streaming", "llm"],
 }, null, 2) + "\n");
-copyFileSync(join(root, "docs/js-api.md"), join(pkg, "README.md"));
 
 mkdirSync(dest, { recursive: true });
+// What an older build left that this one no longer ships.
+for (const file of readdirSync(dest)) {
+  if (![...files, "package.json", "snippets"].includes(file)) rmSync(join(dest, file), { recursive: true, force: true });
+}
 for (const file of files) renameSync(join(pkg, file), join(dest, file));
 // A directory cannot be renamed over a full one: swap it (a page loading right now may miss it).
 if (existsSync(join(dest, "snippets"))) {
@@ -94,7 +94,7 @@ rmSync(join(dest, "snippets.old"), { recursive: true, force: true });
 renameSync(join(pkg, "package.json"), join(dest, "package.json"));
 
 // Size: what a page downloads (wasm + glue + entry), raw and gzipped.
-const shipped = ["sse_relay_bg.wasm", "sse_relay.js", "index.js", ...snippets].map((f) => readFileSync(join(dest, f)));
+const shipped = ["sse_relay_bg.wasm", "sse_relay.js", "index.js", "errors.js", ...snippets].map((f) => readFileSync(join(dest, f)));
 const bytes = shipped.reduce((n, b) => n + b.length, 0);
 const gzip = shipped.reduce((n, b) => n + gzipSync(b, { level: 9 }).length, 0);
 const size = { wasm: shipped[0].length, glue: bytes - shipped[0].length, bytes, gzip };

@@ -28,10 +28,16 @@ export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 tier "format" cargo fmt --all --check
 tier "core purity" core_is_pure
 tier "clippy (native)" cargo clippy --workspace --all-targets --quiet -- -D warnings
-tier "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
+tier "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown -p sse-relay -p sse-relay-npm \
+  --features sse-relay/js --lib --tests --quiet -- -D warnings
+tier "Leptos example (wasm32)" cargo clippy --manifest-path examples/leptos/Cargo.toml \
+  --target-dir target --target wasm32-unknown-unknown --quiet -- -D warnings
+tier "docs (host: the browser API is documented on every target)" \
+  env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sse-relay --quiet
 tier "tests (native)" cargo test --workspace --quiet
 tier "simulation (10,000 seeded multi-tab schedules)" \
   cargo test --profile sim --quiet --test simulation seeds -- --nocapture
 tier "build (npm package)" npm run --silent build
+tier "package (npm pack, publint, attw, tsc 4.7/5/7, Node import)" node scripts/package-checks.mjs
 tier "wasm-bindgen-test (headless Chromium)" bash scripts/wasm-test.sh
 tier "end to end (headless Chromium, reference server)" bash scripts/e2e.sh

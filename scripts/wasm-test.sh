@@ -18,4 +18,4 @@ SSE_RELAY_TEST_SERVER=$(sed -n 's/^listening on //p' "$log" | head -n1)
 [ -n "$SSE_RELAY_TEST_SERVER" ] || { echo "the reference server did not start" >&2; exit 1; }
 export SSE_RELAY_TEST_SERVER
 
-cargo test -p sse-relay --target wasm32-unknown-unknown --lib --test web_smoke
+cargo test -p sse-relay --features js --target wasm32-unknown-unknown --lib --test web_smoke

@@ -75,3 +75,49 @@ export function frameIterator(source) {
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Errors: one class per stable name, so a page can test `instanceof` (the package exports them)
+// or `name`. `makeError` is how the Rust side throws them.
+
+/** Every error of sse-relay. */
+export class RelayError extends Error {}
+/** No `ready` within `readyTimeoutMs`: the server has not joined, do not dispatch. */
+export class RelayTimeoutError extends RelayError {}
+/** An option cannot work; `option` names it. */
+export class RelayOptionsError extends RelayError {}
+/** The `signal` aborted the stream, or it was closed before `open()` resolved. */
+export class RelayAbortError extends RelayError {}
+/** The browser refused to create the connection (a malformed URL, a blocked scheme). */
+export class RelayConnectError extends RelayError {}
+/** 401/403 and `onUnauthorized` gave no fresh headers (`fetch`). */
+export class RelayUnauthorizedError extends RelayError {}
+/** The server answered 204 No Content: the stream is over (`fetch`). */
+export class RelayStoppedError extends RelayError {}
+/** The server answered 2xx with another content type than `text/event-stream` (`fetch`). */
+export class RelayContentTypeError extends RelayError {}
+/** The WebAssembly module could not be loaded (not found, or refused by a Content-Security-Policy). */
+export class RelayLoadError extends RelayError {}
+
+// The stable names. An abort keeps the platform's name, `AbortError`.
+const NAMES = [
+  [RelayError, "RelayError"], [RelayTimeoutError, "RelayTimeoutError"],
+  [RelayOptionsError, "RelayOptionsError"], [RelayAbortError, "AbortError"],
+  [RelayConnectError, "RelayConnectError"], [RelayUnauthorizedError, "RelayUnauthorizedError"],
+  [RelayStoppedError, "RelayStoppedError"], [RelayContentTypeError, "RelayContentTypeError"],
+  [RelayLoadError, "RelayLoadError"],
+];
+const BY_NAME = new Map();
+for (const [type, name] of NAMES) {
+  Object.defineProperty(type.prototype, "name", { value: name, configurable: true, writable: true });
+  BY_NAME.set(name, type);
+}
+
+/** The error of class `name` (an unknown name gets the base class, with that name). */
+export function makeError(name, message, option) {
+  const type = BY_NAME.get(name) ?? RelayError;
+  const error = new type(message);
+  if (type === RelayError) error.name = name;
+  if (option !== undefined) error.option = option;
+  return error;
+}

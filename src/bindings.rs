@@ -93,6 +93,8 @@ extern "C" {
     fn frame_iterator(source: FrameSource) -> JsValue;
     #[wasm_bindgen(js_name = framesFromText)]
     fn frames_from_text(text: &str, lengths: &[u32], made: JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = makeError)]
+    fn make_error(name: &str, message: &str, option: &JsValue) -> JsValue;
 }
 
 /// Where the JavaScript iterator reads frames (the iterator itself lives in src/bindings.js).
@@ -110,13 +112,14 @@ pub struct FrameSource {
     lengths: RefCell<Vec<u32>>,
 }
 
-const EVENT_TYPES: [&str; 7] = [
+const EVENT_TYPES: [&str; 8] = [
     "ready",
     "state",
     "reset",
     "reconnecting",
     "gap",
     "malformed",
+    "filtered",
     "error",
 ];
 
@@ -175,8 +178,8 @@ impl JsRelayStream {
 
     /// The journal epoch in force; `null` before the first `ready`.
     #[wasm_bindgen(getter)]
-    pub fn epoch(&self) -> Option<String> {
-        self.stream.epoch()
+    pub fn epoch(&self) -> JsValue {
+        optional(self.stream.epoch().as_deref())
     }
 
     /// Counters of what the stream did.
@@ -371,7 +374,7 @@ fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
                     ("eventsource", Transport::EventSource),
                     ("fetch", Transport::Fetch),
                 ];
-                options.transport = choice(n, &v, &transports)?;
+                options.transport = Some(choice(n, &v, &transports)?);
             }
             "headers" => options.headers = header_pairs(n, &v)?,
             "method" => options.method = string(n, &v)?,
@@ -385,7 +388,7 @@ fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
                 options.credentials = choice(n, &v, &modes)?;
             }
             "key" => options.key = Some(string(n, &v)?),
-            "events" => options.events = strings(n, &v)?,
+            "events" => options.events = Some(strings(n, &v)?),
             "from" => {
                 options.from = choice(
                     n,
@@ -565,6 +568,7 @@ fn stats_object(stats: &Stats) -> JsValue {
         ("connections", n(stats.connections)),
         ("leaderChanges", n(stats.leader_changes)),
         ("rejectedMessages", n(stats.rejected_messages)),
+        ("filtered", n(stats.filtered)),
     ])
 }
 
@@ -633,19 +637,26 @@ fn event_argument(event: &Event) -> Option<(&'static str, JsValue)> {
                 ]),
             )
         }
+        Event::Filtered { id, event } => (
+            "filtered",
+            object(&[
+                ("id", JsValue::from_str(id)),
+                ("event", JsValue::from_str(event)),
+            ]),
+        ),
         Event::Failed(e) => ("error", to_js_error(&Error::from(e.clone()))),
         Event::Frame(_) => return None,
     })
 }
 
-/// A JavaScript `Error` with the stable `name` of `error` (and `option` for options errors).
+/// The JavaScript error of `error`: an instance of its class (src/bindings.js, exported by the
+/// package), whose stable `name` is [`Error::name`] (and `option` for options errors).
 fn to_js_error(error: &Error) -> JsValue {
-    let js = js_sys::Error::new(&error.to_string());
-    js.set_name(error.name());
-    if let Error::Options(e) = error {
-        let _ = Reflect::set(&js, &"option".into(), &JsValue::from_str(&e.option));
-    }
-    js.into()
+    let option = match error {
+        Error::Options(e) => JsValue::from_str(&e.option),
+        _ => JsValue::UNDEFINED,
+    };
+    make_error(error.name(), &error.to_string(), &option)
 }
 
 /// Reports an exception thrown by a listener the way the browser reports uncaught errors
@@ -722,7 +733,7 @@ mod tests {
         let (o, hooks) = read_options(&value).unwrap();
         assert!(hooks.on_unauthorized.is_some());
         assert!(hooks.on_event.is_some());
-        assert_eq!(o.transport, Transport::Fetch);
+        assert_eq!(o.transport, Some(Transport::Fetch));
         assert!(!o.share_across_tabs);
         assert_eq!(
             o.headers,
@@ -731,7 +742,7 @@ mod tests {
         assert_eq!((o.method.as_str(), o.body.as_deref()), ("POST", Some("{}")));
         assert_eq!(o.credentials, Credentials::Include);
         assert_eq!(o.key.as_deref(), Some("k"));
-        assert_eq!(o.events, ["token"]);
+        assert_eq!(o.events.as_deref(), Some(&["token".to_owned()][..]));
         assert_eq!(o.from, StartFrom::Now);
         assert_eq!(
             (

@@ -29,6 +29,8 @@ pub enum Error {
     Stopped,
     /// The server answered 2xx but not with `text/event-stream`.
     NotEventStream,
+    /// `RelayStream` runs in a browser (wasm32); on this target it compiles but cannot open.
+    Unsupported,
 }
 
 impl Error {
@@ -42,6 +44,7 @@ impl Error {
             Error::Unauthorized { .. } => "RelayUnauthorizedError",
             Error::Stopped => "RelayStoppedError",
             Error::NotEventStream => "RelayContentTypeError",
+            Error::Unsupported => "RelayUnsupportedError",
         }
     }
 }
@@ -70,6 +73,9 @@ impl fmt::Display for Error {
             Error::NotEventStream => {
                 f.write_str("the server answered with a content type other than text/event-stream")
             }
+            Error::Unsupported => f.write_str(
+                "RelayStream needs a browser (a wasm32 build): on this target it cannot open a stream",
+            ),
         }
     }
 }

@@ -51,8 +51,9 @@ impl Credentials {
 pub struct Options {
     /// Stream key (storage, cross-tab); default: the absolute stream URL.
     pub key: Option<String>,
-    /// Journaled event types to deliver (`ready`, `done` and `ping` are always listened to).
-    pub events: Vec<String>,
+    /// Journaled event types to deliver; `None`: every type (which only the `fetch` transport can
+    /// hear: an `EventSource` hears the types it names). `done` is always delivered.
+    pub events: Option<Vec<String>>,
     /// Where to start without a cursor.
     pub from: StartFrom,
     /// Name of the join confirmation event.
@@ -85,8 +86,9 @@ pub struct Options {
     pub with_credentials: bool,
     /// Share one connection per stream key across the browser's tabs (`docs/PROTOCOL.md` §2).
     pub share_across_tabs: bool,
-    /// `eventsource` or `fetch`.
-    pub transport: Transport,
+    /// `eventsource` or `fetch`; `None`: `eventsource` when `events` names the types, else `fetch`
+    /// (see [`Options::transport`]).
+    pub transport: Option<Transport>,
     /// Request headers (fetch only), e.g. `Authorization`.
     pub headers: Vec<(String, String)>,
     /// HTTP method (fetch only).
@@ -103,7 +105,7 @@ impl Default for Options {
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         Options {
             key: None,
-            events: vec!["message".to_owned()],
+            events: None,
             from: StartFrom::Start,
             ready_event: session.names.ready,
             done_event: session.names.done,
@@ -120,7 +122,7 @@ impl Default for Options {
             persist_cursor: PersistCursor::None,
             with_credentials: false,
             share_across_tabs: true,
-            transport: Transport::EventSource,
+            transport: None,
             headers: Vec::new(),
             method: "GET".to_owned(),
             body: None,
@@ -166,7 +168,7 @@ impl From<ConfigError> for OptionsError {
 impl Options {
     /// The request options only a `fetch` can honour, and their own shape.
     fn check_request(&self) -> Result<(), OptionsError> {
-        if self.transport == Transport::EventSource {
+        if self.transport() == Transport::EventSource {
             let fetch_only = [
                 ("headers", !self.headers.is_empty()),
                 ("method", self.method != "GET"),
@@ -261,9 +263,19 @@ impl Options {
         Err(bad(name, format!("is not an option{hint}")))
     }
 
+    /// The transport in force: the one asked for, else `eventsource` when `events` names the
+    /// types (it hears only those), else `fetch` (which hears every type). `eventsource` without
+    /// `events` is refused by [`Options::session_config`]: it would lose every named type silently.
+    pub fn transport(&self) -> Transport {
+        self.transport.unwrap_or(match self.events {
+            Some(_) => Transport::EventSource,
+            None => Transport::Fetch,
+        })
+    }
+
     /// The event types an `EventSource` must listen to: the configured ones plus the protocol's.
     pub fn listened_events(&self) -> Vec<String> {
-        let mut all = self.events.clone();
+        let mut all = self.events.clone().unwrap_or_default();
         for name in [&self.ready_event, &self.done_event, &self.ping_event] {
             if !all.contains(name) {
                 all.push(name.clone());
@@ -279,19 +291,12 @@ impl Options {
         resume: Option<Cursor>,
         seed: u64,
     ) -> Result<SessionConfig, OptionsError> {
-        if self.events.is_empty() {
-            return Err(bad("events", "must name at least one event type"));
-        }
-        for event in &self.events {
-            if event.is_empty() || event.contains(['\r', '\n']) {
-                return Err(bad("events", quoted(event) + " is not an event type"));
-            }
-            if [&self.ready_event, &self.ping_event].contains(&event) {
-                return Err(bad(
-                    "events",
-                    quoted(event) + " is a protocol event, not a journaled one",
-                ));
-            }
+        if self.events.is_none() && self.transport() == Transport::EventSource {
+            return Err(bad(
+                "events",
+                "is required with transport \"eventsource\": an EventSource hears only the event \
+                 types it names (leave transport out, or use \"fetch\", to take every type)",
+            ));
         }
         if self.key.as_deref() == Some("") {
             return Err(bad("key", "must not be empty"));
@@ -314,6 +319,7 @@ impl Options {
                 done: self.done_event.clone(),
                 ping: self.ping_event.clone(),
             },
+            events: self.events.clone(),
             cursor_param: self.cursor_param.clone(),
             epoch_param: self.epoch_param.clone(),
             seed,
@@ -336,16 +342,34 @@ mod tests {
         assert_eq!(config.heartbeat_timeout, default.heartbeat_timeout);
         assert_eq!(config.backoff, default.backoff);
         assert_eq!(config.dedup_window, default.dedup_window);
+        assert_eq!(config.events, None, "every event type");
         assert_eq!(
-            options.listened_events(),
-            ["message", "ready", "done", "ping"]
+            options.transport(),
+            Transport::Fetch,
+            "the transport that hears them all"
         );
+    }
+
+    #[test]
+    fn an_event_source_without_events_is_refused_and_events_pick_it() {
+        let eventsource = Options {
+            transport: Some(Transport::EventSource),
+            ..Options::default()
+        };
+        let err = eventsource.session_config(None, 1).unwrap_err();
+        assert_eq!(err.option, "events");
+        assert!(err.reason.contains("hears only"), "{err}");
+        let named = Options {
+            events: Some(vec!["token".into()]),
+            ..Options::default()
+        };
+        assert_eq!(named.transport(), Transport::EventSource);
     }
 
     #[test]
     fn maps_onto_the_session_config() {
         let options = Options {
-            events: vec!["token".into()],
+            events: Some(vec!["token".into()]),
             from: StartFrom::Now,
             cursor_order: CursorOrder::Redis,
             contiguous_ids: true,
@@ -381,14 +405,14 @@ mod tests {
         let cases = [
             (
                 Options {
-                    events: vec![],
+                    events: Some(vec![]),
                     ..Options::default()
                 },
                 "events",
             ),
             (
                 Options {
-                    events: vec!["ready".into()],
+                    events: Some(vec!["ready".into()]),
                     ..Options::default()
                 },
                 "events",

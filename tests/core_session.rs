@@ -1028,3 +1028,53 @@ mod resets_under_from_now {
         );
     }
 }
+
+#[test]
+fn frames_of_types_not_asked_for_are_counted_and_reported_not_dropped_silently() {
+    let config = SessionConfig {
+        events: Some(vec!["token".into()]),
+        ..quick_config()
+    };
+    let mut s = Session::new(config, Timestamp::from_millis(0)).unwrap();
+    let Some(Command::Open(open)) = s.poll_command() else {
+        panic!("no open")
+    };
+    let c = open.connection;
+    let at = Timestamp::from_millis(1);
+    let frame = |s: &mut Session, id: &'static str, event: &'static str| {
+        s.handle_frame(
+            c,
+            RawEvent {
+                event,
+                id: Some(id),
+                data: "x",
+            },
+            at,
+        )
+    };
+    s.handle_frame(
+        c,
+        RawEvent {
+            event: "ready",
+            id: None,
+            data: r#"{"tail":null,"epoch":"e"}"#,
+        },
+        at,
+    );
+    frame(&mut s, "1", "token");
+    frame(&mut s, "2", "status");
+    frame(&mut s, "3", "token");
+    frame(&mut s, "4", "done");
+    let (mut delivered, mut filtered) = (Vec::new(), Vec::new());
+    while let Some(e) = s.poll_event() {
+        match e {
+            Event::Frame(f) => delivered.push(f.id),
+            Event::Filtered { id, event } => filtered.push((id, event)),
+            _ => {}
+        }
+    }
+    assert_eq!(delivered, ["1", "3", "4"], "done is always delivered");
+    assert_eq!(filtered, [("2".to_owned(), "status".to_owned())]);
+    assert_eq!(s.stats().filtered, 1);
+    assert_eq!(s.stats().delivered, 3);
+}

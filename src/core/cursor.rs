@@ -76,7 +76,7 @@ pub enum ResolvedOrder {
 pub enum CursorError {
     /// The id is empty (a journaled frame must carry one).
     Empty,
-    /// The id is longer than [`MAX_ID_LEN`] bytes.
+    /// The id is longer than 1024 bytes (`MAX_ID_LEN`).
     TooLong {
         /// Its length in bytes.
         len: usize,

@@ -39,8 +39,8 @@ pub use session::{
     MalformedKind, OpenRequest, Session, SessionConfig, StartFrom, State, Stats,
 };
 pub use tabs::{
-    CatchUp, Previous, TabBuffer, TabMessage, TabMessageError, MAX_MESSAGE_BYTES, MAX_TERM,
-    TAB_PROTOCOL_VERSION,
+    tabs_name, CatchUp, Previous, TabBuffer, TabMessage, TabMessageError, MAX_MESSAGE_BYTES,
+    MAX_TERM, TAB_PROTOCOL_VERSION,
 };
 pub use time::Timestamp;
 

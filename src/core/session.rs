@@ -67,6 +67,10 @@ pub struct SessionConfig {
     pub backoff: BackoffPolicy,
     /// The protocol's event names.
     pub names: EventNames,
+    /// The journaled event types the application takes; `None`: every type. A journaled frame of
+    /// another type is not delivered: it is counted ([`Stats::filtered`]) and reported
+    /// ([`Event::Filtered`]), never dropped silently. `done` is always delivered.
+    pub events: Option<Vec<String>>,
     /// Query parameter that carries the cursor on connections the session opens.
     pub cursor_param: String,
     /// Query parameter that carries the cursor's epoch.
@@ -87,6 +91,7 @@ impl Default for SessionConfig {
             heartbeat_timeout: Duration::from_secs(45),
             backoff: BackoffPolicy::default(),
             names: EventNames::default(),
+            events: None,
             cursor_param: "lastEventId".into(),
             epoch_param: "epoch".into(),
             seed: 0,
@@ -171,6 +176,25 @@ impl SessionConfig {
                 "readyEvent",
                 "readyEvent, doneEvent and pingEvent must differ",
             ));
+        }
+        if let Some(events) = &self.events {
+            if events.is_empty() {
+                return Err(invalid("events", "must name at least one event type"));
+            }
+            for event in events {
+                if event.is_empty() || event.contains(['\r', '\n']) {
+                    return Err(invalid(
+                        "events",
+                        super::text::quoted(event) + " is not an event type",
+                    ));
+                }
+                if *event == self.names.ready || *event == self.names.ping {
+                    return Err(invalid(
+                        "events",
+                        super::text::quoted(event) + " is a protocol event, not a journaled one",
+                    ));
+                }
+            }
         }
         if self.cursor_param.is_empty() {
             return Err(invalid("cursorParam", "must not be empty"));
@@ -473,6 +497,14 @@ pub enum Event {
     },
     /// An input was malformed and was not delivered; counted in [`Stats::malformed`].
     Malformed(Malformed),
+    /// A journaled frame of an event type the application did not ask for was not delivered;
+    /// counted in [`Stats::filtered`].
+    Filtered {
+        /// Its id.
+        id: String,
+        /// Its event type.
+        event: String,
+    },
     /// The stream failed and is closed.
     Failed(Error),
 }
@@ -500,6 +532,9 @@ pub struct Stats {
     pub leader_changes: u64,
     /// Channel messages ignored as malformed, stale or foreign (counted by the cross-tab shell).
     pub rejected_messages: u64,
+    /// Journaled frames of an event type the application did not ask for (see
+    /// [`SessionConfig::events`]).
+    pub filtered: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -555,6 +590,8 @@ enum Link {
 #[derive(Debug)]
 pub struct Session {
     names: EventNames,
+    /// The journaled event types the application takes (`None`: all).
+    wanted: Option<Vec<String>>,
     cursor_param: String,
     epoch_param: String,
     ready_timeout: Duration,
@@ -604,6 +641,7 @@ impl Session {
         let mut session = Session {
             from_now_pending: config.from == StartFrom::Now && cursor.is_none(),
             names: config.names,
+            wanted: config.events,
             cursor_param: config.cursor_param,
             epoch_param: config.epoch_param,
             ready_timeout: config.ready_timeout,
@@ -1105,6 +1143,20 @@ impl Session {
                     c.delivered = true;
                 }
                 self.cursor = Some(id.to_owned());
+                let wanted = kind == FrameKind::Done
+                    || self
+                        .wanted
+                        .as_ref()
+                        .is_none_or(|events| events.iter().any(|e| e == raw.event));
+                if !wanted {
+                    // Past it (a reconnect does not fetch it again), but not the application's.
+                    self.stats.filtered += 1;
+                    self.events.push_back(Event::Filtered {
+                        id: id.to_owned(),
+                        event: raw.event.to_owned(),
+                    });
+                    return;
+                }
                 self.stats.delivered += 1;
                 self.events.push_back(Event::Frame(Frame {
                     id: id.to_owned(),

@@ -13,6 +13,34 @@ use super::frame::Frame;
 use super::json::{self, write_string, JsonValue};
 use super::session::Cursor;
 
+/// The name of the `BroadcastChannel` and the Web Lock that the tabs of one stream share:
+/// `sse-relay/v1/<key>`, plus the event types when the stream takes only some. Tabs that take
+/// other types never share a connection: a leader that does not hear a type could not serve it.
+pub fn tabs_name(key: &str, events: Option<&[String]>) -> String {
+    let mut name = String::from("sse-relay/v1/");
+    name.push_str(key);
+    if let Some(events) = events {
+        let mut sorted: Vec<&str> = events.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        name.push_str("?events=");
+        for (i, event) in sorted.iter().enumerate() {
+            if i > 0 {
+                name.push(',');
+            }
+            // Percent-encode what would make the list ambiguous.
+            for c in event.chars() {
+                match c {
+                    ',' => name.push_str("%2C"),
+                    '%' => name.push_str("%25"),
+                    c => name.push(c),
+                }
+            }
+        }
+    }
+    name
+}
+
 /// Version of the message format.
 pub const TAB_PROTOCOL_VERSION: u64 = 1;
 
@@ -729,6 +757,22 @@ mod tests {
             id: id.into(),
             epoch: epoch.into(),
         }
+    }
+
+    #[test]
+    fn tabs_name_the_key_and_the_types_they_take() {
+        assert_eq!(tabs_name("chat", None), "sse-relay/v1/chat");
+        let a = tabs_name("chat", Some(&["token".into(), "status".into()]));
+        let b = tabs_name(
+            "chat",
+            Some(&["status".into(), "token".into(), "token".into()]),
+        );
+        assert_eq!(a, "sse-relay/v1/chat?events=status,token");
+        assert_eq!(a, b, "the order and repeats of the list do not matter");
+        assert_ne!(
+            tabs_name("chat", Some(&["a,b".into()])),
+            tabs_name("chat", Some(&["a".into(), "b".into()]))
+        );
     }
 
     #[test]

@@ -11,13 +11,13 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures::future::LocalBoxFuture;
 use wasm_bindgen::JsValue;
 use web_sys::RequestCredentials;
 
+use super::{Hooks, Listener, UnauthorizedHook};
 use crate::core::{
-    Action, Connect, Cursor, Event, Frame, LockTicket, Peer, PeerConfig, RawEvent, Role, State,
-    Stats, TabMessage,
+    Action, Connect, Cursor, Frame, LockTicket, Peer, PeerConfig, RawEvent, Role, State, Stats,
+    TabMessage,
 };
 use crate::error::Error;
 use crate::options::{Credentials, Options, PersistCursor, Transport};
@@ -32,25 +32,6 @@ use crate::web::storage::CursorStore;
 use crate::web::timer::Timer;
 use crate::web::url;
 
-/// A listener of the stream's non-frame events.
-pub type Listener = Rc<dyn Fn(&Event)>;
-
-/// `onUnauthorized`: given the status, fresh headers to retry with, or `None` to stop.
-pub type UnauthorizedHook =
-    Rc<dyn Fn(u16) -> LocalBoxFuture<'static, Option<Vec<(String, String)>>>>;
-
-/// The options that are behaviour rather than data.
-#[derive(Clone, Default)]
-pub struct Hooks {
-    /// Aborting it closes the stream (and rejects a pending open).
-    pub signal: Option<web_sys::AbortSignal>,
-    /// Called on 401/403 with the `fetch` transport.
-    pub on_unauthorized: Option<UnauthorizedHook>,
-    /// Called with every non-frame event from the very start, so retries before the first
-    /// `ready` (while `open` is pending) can be observed too.
-    pub on_event: Option<Listener>,
-}
-
 /// A clonable handle on one running stream. Dropping handles does not close the stream; the
 /// public `RelayStream` closes it on drop.
 #[derive(Clone)]
@@ -63,6 +44,7 @@ pub(crate) struct Inner {
 }
 
 /// What [`Handle::show_unread`] found.
+#[cfg(feature = "js")]
 pub(crate) enum Unread {
     /// Frames, shown in order.
     Frames,
@@ -129,11 +111,11 @@ impl Handle {
             Err(e) if e.option == "resume" => options.session_config(None, seed)?,
             other => other?,
         };
-        let tabs_name = format!("sse-relay/v1/{key}");
+        let tabs_name = crate::core::tabs_name(&key, options.events.as_deref());
         let sharing = options.share_across_tabs && locks::available() && broadcast::available();
         let config = PeerConfig {
             session,
-            transport: options.transport,
+            transport: options.transport(),
             tab: sharing.then(|| crate::core::hex16((js_sys::Math::random() * 1.8e19) as u64)),
             persist_cursor: store.is_some(),
             refresh_credentials: on_unauthorized.is_some(),
@@ -170,7 +152,7 @@ impl Handle {
                     base_url,
                     listened: options.listened_events(),
                     with_credentials: options.with_credentials,
-                    transport: options.transport,
+                    transport: options.transport(),
                     request: FetchRequest {
                         method: options.method.clone(),
                         headers: Vec::new(),
@@ -234,6 +216,7 @@ impl Handle {
         }
     }
 
+    #[cfg(feature = "js")]
     /// Shows the reader, in order, every queued frame it has not been shown yet, without taking
     /// them: the reader calls [`Handle::take_shown`] as it hands each one on. With nothing to
     /// show, says whether the stream failed (once) or ended, or that there is nothing yet.
@@ -257,12 +240,14 @@ impl Handle {
         }
     }
 
+    #[cfg(feature = "js")]
     /// The reader handed on the oldest frame it was shown: the cursor moves past it.
     pub(crate) fn take_shown(&self) {
         let _ = self.0.driver.borrow_mut().peer.take(clock::now());
         self.drive();
     }
 
+    #[cfg(feature = "js")]
     /// Calls `wake` once there is something to read (a frame, the failure or the end); at once if
     /// there already is.
     pub(crate) fn when_readable(&self, wake: Box<dyn FnOnce()>) {
@@ -399,6 +384,7 @@ impl Driver {
                     self.lock = None;
                     self.channel = None;
                 }
+                Action::Warn(text) => crate::web::console::warn(&text),
                 Action::SaveCursor(cursor) => {
                     if let Some(store) = &self.store {
                         store.save(cursor.as_ref());

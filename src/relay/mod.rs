@@ -1,7 +1,10 @@
 //! The browser stream for Rust front ends (Leptos, Yew, Dioxus): the same semantics as the
 //! JavaScript `RelayStream`, as a [`futures::Stream`] of frames.
 
+#[cfg(target_arch = "wasm32")]
 mod driver;
+#[cfg(not(target_arch = "wasm32"))]
+mod unsupported;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,8 +14,33 @@ use futures::Stream;
 use crate::core::{Cursor, Event, Frame, Role, State, Stats};
 use crate::error::Error;
 use crate::options::Options;
-pub(crate) use driver::{Handle, Unread};
-pub use driver::{Hooks, Listener, UnauthorizedHook};
+#[cfg(target_arch = "wasm32")]
+pub(crate) use driver::Handle;
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
+pub(crate) use driver::Unread;
+#[cfg(not(target_arch = "wasm32"))]
+use unsupported::Handle;
+
+/// A listener of the stream's non-frame events.
+pub type Listener = std::rc::Rc<dyn Fn(&Event)>;
+
+/// `onUnauthorized`: given the status, fresh headers to retry with, or `None` to stop.
+pub type UnauthorizedHook = std::rc::Rc<
+    dyn Fn(u16) -> futures::future::LocalBoxFuture<'static, Option<Vec<(String, String)>>>,
+>;
+
+/// The options that are behaviour rather than data.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Aborting it closes the stream (and rejects a pending open). Browser builds only.
+    #[cfg(target_arch = "wasm32")]
+    pub signal: Option<web_sys::AbortSignal>,
+    /// Called on 401/403 with the `fetch` transport.
+    pub on_unauthorized: Option<UnauthorizedHook>,
+    /// Called with every non-frame event from the very start, so retries before the first
+    /// `ready` (while `open` is pending) can be observed too.
+    pub on_event: Option<Listener>,
+}
 
 /// One journaled stream: every frame exactly once, in order, across reconnects.
 ///
@@ -21,7 +49,7 @@ pub use driver::{Hooks, Listener, UnauthorizedHook};
 /// use futures::StreamExt;
 /// use sse_relay::{Options, RelayStream};
 ///
-/// let options = Options { events: vec!["token".into()], ..Options::default() };
+/// let options = Options { events: Some(vec!["token".into()]), ..Options::default() };
 /// let mut stream = RelayStream::open("/streams/chat/events", options).await?;
 /// // The server has joined: dispatching the job now cannot lose its first frames.
 /// while let Some(frame) = stream.next().await {
@@ -101,6 +129,8 @@ impl RelayStream {
 
     /// Calls `listener` with every non-frame event (ready, state changes, resets, reconnects,
     /// gaps, malformed inputs, failures) until the subscription is dropped.
+    // Outside a browser no stream exists (its handle is uninhabited): the body is unreachable.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(unused_variables))]
     pub fn subscribe(&self, listener: impl Fn(&Event) + 'static) -> Subscription {
         let id = self.handle.listen(std::rc::Rc::new(listener));
         Subscription {
@@ -114,6 +144,7 @@ impl RelayStream {
         self.handle.close();
     }
 
+    #[cfg(all(target_arch = "wasm32", feature = "js"))]
     pub(crate) fn handle(&self) -> &Handle {
         &self.handle
     }

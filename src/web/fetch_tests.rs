@@ -422,8 +422,8 @@ async fn a_reader_that_does_not_read_holds_a_bounded_queue_and_loses_nothing() {
     .await;
     assert_eq!(status, 200, "fill: {text}");
     let options = Options {
-        events: vec!["token".into()],
-        transport: Transport::Fetch,
+        events: Some(vec!["token".into()]),
+        transport: Some(Transport::Fetch),
         share_across_tabs: false,
         ..Options::default()
     };

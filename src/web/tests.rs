@@ -293,7 +293,7 @@ async fn relay_stream_delivers_a_turn_exactly_once_through_drops() {
         server()
     );
     let options = Options {
-        events: vec!["token".into()],
+        events: Some(vec!["token".into()]),
         from: crate::core::StartFrom::Now,
         ..Options::default()
     };
@@ -340,7 +340,7 @@ async fn an_event_source_pauses_for_a_reader_that_does_not_read_and_loses_nothin
     )
     .await;
     let options = Options {
-        events: vec!["token".into()],
+        events: Some(vec!["token".into()]),
         share_across_tabs: false,
         ..Options::default()
     };
@@ -373,7 +373,7 @@ async fn a_follower_that_does_not_read_holds_a_bounded_queue_and_loses_nothing()
     let key = unique_key("paused-follower");
     let options = Options {
         key: Some(key.clone()),
-        events: vec!["token".into()],
+        events: Some(vec!["token".into()]),
         ..Options::default()
     };
     let url = format!("{}/streams/{key}/events", server());

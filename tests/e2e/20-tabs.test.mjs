@@ -1,6 +1,6 @@
 // Cross-tab scenarios (issue 5, docs/PROTOCOL.md §2): several pages in ONE browser context (a harness
 // "group") share one connection per stream key (BroadcastChannel + Web Locks, both named
-// `sse-relay/v1/<key>`), and every tab still renders every frame exactly once, in order.
+// `sse-relay/v1/<key>`, plus the event types they take), and every tab still renders every frame exactly once, in order.
 //
 // The truth is the server: its journal (`Api.journal`) for transcripts and `/streams/{key}/stats`
 // (`connections` open now, `connectionsTotal` accepted) for connection counts. Reading the journal
@@ -23,7 +23,8 @@ import { compare, pick, scenario, suite, uniqueKey, waitFor } from "./harness.mj
 
 const env = suite();
 
-const channelName = (key) => `sse-relay/v1/${key}`;
+// The tabs of these scenarios take `events: ["token"]`: their channel and lock name says so.
+const channelName = (key) => `sse-relay/v1/${key}?events=token`;
 
 /** A relay page config for `key` (`query` is appended to the events URL; the rest are options). */
 const relayConfig = (key, { query = "", ...options } = {}, extra = {}) => ({
@@ -807,3 +808,56 @@ scenario(env, "20.9 streams with different keys in the same tabs do not interfer
   ctx.figure("connectionsTotal", { whileStreaming: streaming.map((s) => s.connectionsTotal), afterEnd: after.map((s) => s.connectionsTotal) });
   assert.deepEqual(streaming.map((s) => s.connectionsTotal), [1, 1], "one connection per key");
 }, { control: "none: no naive equivalent (keys are a cross-tab notion)" });
+
+// ---------------------------------------------------------------------------------------------
+// 10. Different event types on one key (issue 14)
+
+scenario(env, "20.10 one key, different events: no frame is lost; events left out take every type; a type not asked for is counted", async (ctx) => {
+  const key = uniqueKey("events-mix");
+  const group = await ctx.group();
+  const page = await group.open("tabs");
+  const open = (name, options) => page.page.evaluate(({ name, url, options }) => window.openStream(name, url, options), { name, url: `/streams/${key}/events`, options: { key, ...options } });
+  // A asks for tokens (it leads its key's "token" group), B for status frames, C leaves events out.
+  await open("a", { events: ["token"] });
+  await open("b", { events: ["status"] });
+  await open("c", {});
+  await ctx.api.append(key, "token", "t1");
+  await ctx.api.append(key, "status", "s1");
+  await ctx.api.append(key, "token", "t2");
+  await ctx.api.append(key, "done", "");
+  await page.until((run) => ["a", "b", "c"].every((n) => run.streams[n]?.finished), null, { timeout: 15_000, what: "the three streams to finish" });
+  const journal = await ctx.api.journal(key);
+  const streams = await page.page.evaluate(() => window.e2e.streams);
+  const snap = (name) => streams[name].final.stats;
+  const of = (name) => pick(streams[name].frames);
+  const only = (types) => journal.filter((f) => types.includes(f.event));
+  ctx.figure("streams", Object.fromEntries(["a", "b", "c"].map((n) => [n, { frames: of(n).map((f) => f.event), filtered: snap(n).filtered, role: streams[n].final.role }])));
+  assert.deepEqual(of("a"), only(["token", "done"]), "a: the tokens and done");
+  assert.deepEqual(of("b"), only(["status", "done"]), "b: its status frame, though a leads the key's token group");
+  assert.deepEqual(of("c"), journal, "c: events left out takes every type");
+  // With fetch (the transport without `events`' default) every type is heard; a and b take
+  // eventsource, which hears only their types: nothing reaches them to count.
+  assert.equal(snap("c").filtered, 0);
+  const warned = page.console.filter((l) => l.startsWith("[warning]") && l.includes("sse-relay"));
+  ctx.figure("warnings", warned);
+}, { control: "none: the naive client has no cross-tab sharing; before the fix b never got its status frame (issue 14)" });
+
+scenario(env, "20.11 a type not in events, heard by fetch, is counted, reported and warned about", async (ctx) => {
+  const key = uniqueKey("events-filtered");
+  const tab = await ctx.relay({ url: `/streams/${key}/events`, options: { key, events: ["token"], transport: "fetch" }, listenEarly: true });
+  await tab.until((run) => run.openedAt !== undefined, null, { what: "open()" });
+  await ctx.api.append(key, "token", "t1");
+  await ctx.api.append(key, "status", "s1");
+  await ctx.api.append(key, "status", "s2");
+  await ctx.api.append(key, "done", "");
+  await tab.until((run) => run.finished, null, { what: "the stream to finish" });
+  const run = await tab.run();
+  const filtered = run.events.filter((e) => e.type === "filtered").map((e) => e.arg);
+  const warnings = tab.console.filter((l) => l.startsWith("[warning]") && l.includes("not in `events`"));
+  ctx.figure("filtered", filtered);
+  ctx.figure("warnings", warnings.length);
+  assert.deepEqual(run.frames.map((f) => f.event), ["token", "done"]);
+  assert.equal(run.final.stats.filtered, 2);
+  assert.deepEqual(filtered.map((f) => f.event), ["status", "status"]);
+  assert.equal(warnings.length, 1, "warned once, not per frame");
+}, { control: "none: checks how a filtered frame is reported" });

@@ -557,7 +557,7 @@ impl World {
                     self.grant();
                 }
                 Action::ReleaseLock | Action::LeaveTabs => self.release(i),
-                Action::SaveCursor(_) => {}
+                Action::SaveCursor(_) | Action::Warn(_) => {}
             }
         }
     }

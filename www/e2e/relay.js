@@ -8,8 +8,8 @@
 import { RelayStream } from "/pkg/index.js";
 import { readConfig, createRun, render, dispatch, now, plain } from "./common.js";
 
-const EVENTS = ["ready", "state", "reset", "reconnecting", "gap", "malformed", "error"];
-const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages"];
+const EVENTS = ["ready", "state", "reset", "reconnecting", "gap", "malformed", "filtered", "error"];
+const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages", "filtered"];
 
 // Event arguments may be plain objects or class instances with getters: copy the documented fields.
 const FIELDS = {
@@ -18,6 +18,7 @@ const FIELDS = {
   reconnecting: ["attempt", "delayMs", "cause"],
   gap: ["after", "next"],
   malformed: ["kind", "message", "event", "id", "data"],
+  filtered: ["id", "event"],
 };
 
 function copyArg(type, arg) {

@@ -11,7 +11,7 @@
 import { RelayStream } from "/pkg/index.js";
 import { readConfig, now, plain } from "./common.js";
 
-const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages"];
+const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages", "filtered"];
 const live = new Map(); // name -> RelayStream
 
 function snapshotOf(stream) {

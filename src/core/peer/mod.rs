@@ -167,6 +167,9 @@ pub enum Action {
     LeaveTabs,
     /// Store the cursor for a reload (`None`: remove it; the stream finished).
     SaveCursor(Option<Cursor>),
+    /// Tell the developer (the console): a kind of frame was not delivered for the first time.
+    /// Every such frame is also counted in the stats and reported as an [`Event`].
+    Warn(String),
 }
 
 /// How long a cursor change may wait before it is stored.
@@ -227,6 +230,8 @@ pub struct Peer<P = ()> {
     /// The last frame the application took, and its epoch.
     consumed: Option<(String, Arc<str>)>,
     persist: Option<Persist>,
+    /// The kinds of undelivered frames already warned about (each is warned about once).
+    warned: Vec<&'static str>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -275,6 +280,7 @@ impl<P> Peer<P> {
             ending: None,
             consumed: None,
             persist: config.persist_cursor.then(Persist::default),
+            warned: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -807,6 +813,9 @@ impl<P> Peer<P> {
                     self.ending = Some(Ending::Failed(e.clone()));
                 }
             }
+            Event::Malformed(_) | Event::Gap { .. } | Event::Filtered { .. } => {
+                self.warn_once(&event)
+            }
             Event::StateChanged(State::Closed) => {
                 self.ending.get_or_insert(Ending::Closed);
                 self.link = None;
@@ -855,6 +864,45 @@ impl<P> Peer<P> {
         false
     }
 
+    /// The first frame of each kind that is not delivered gets a warning for the developer.
+    fn warn_once(&mut self, event: &Event) {
+        let (kind, what, counter, listener) = match event {
+            Event::Malformed(_) => (
+                "malformed",
+                "a malformed input was not delivered",
+                "malformed",
+                "malformed",
+            ),
+            Event::Gap { .. } => (
+                "gap",
+                "ids are missing that the journal could not supply",
+                "gaps",
+                "gap",
+            ),
+            Event::Filtered { .. } => (
+                "filtered",
+                "a frame of an event type not in `events` was not delivered",
+                "filtered",
+                "filtered",
+            ),
+            _ => return,
+        };
+        if self.warned.contains(&kind) {
+            return;
+        }
+        self.warned.push(kind);
+        let mut text = String::from("sse-relay: ");
+        text.push_str(what);
+        text.push_str(" (");
+        text.push_str(&event_detail(event));
+        text.push_str("). `stream.stats.");
+        text.push_str(counter);
+        text.push_str("` counts every such frame and the `");
+        text.push_str(listener);
+        text.push_str("` event reports each; this warning is not repeated.");
+        self.actions.push_back(Action::Warn(text));
+    }
+
     /// Whether this tab leads and serves followers (it then reads on for them while its own
     /// application is behind, for at most [`READER_STUCK`]).
     pub fn serving(&self) -> bool {
@@ -900,4 +948,26 @@ impl<P> Peer<P> {
 fn is_event_stream(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("text/event-stream")
+}
+
+/// What an undelivered-frame event says, briefly.
+fn event_detail(event: &Event) -> String {
+    match event {
+        Event::Malformed(m) => m.to_string(),
+        Event::Gap { after, next } => {
+            let mut s = String::from("after ");
+            s.push_str(after);
+            s.push_str(", next ");
+            s.push_str(next);
+            s
+        }
+        Event::Filtered { id, event } => {
+            let mut s = String::from("id ");
+            s.push_str(id);
+            s.push_str(", event ");
+            s.push_str(event);
+            s
+        }
+        _ => String::new(),
+    }
 }
