@@ -109,7 +109,9 @@ matrix(env, "6b server errors: HTTP 404 twice, then recovery, nothing lost", asy
   ctx.figure("statsAtOpen", run.atOpen.stats);
   const cmp = compare(pick(run.frames), await ctx.api.journal(key));
   assert.ok(cmp.exact, `relay transcript: ${cmp.summary}`);
-  assert.ok(gaps.every((g) => g >= 0 && g <= BACKOFF_MAX_MS + 1000), `gaps ${gaps}`);
+  // The client reacts to the status line; Chromium stamps `responseEnd` when the error body has
+  // finished, which a retry after a near-zero jittered delay can precede by a few ms.
+  assert.ok(gaps.every((g) => g >= -100 && g <= BACKOFF_MAX_MS + 1000), `gaps ${gaps}`);
 });
 
 matrix(env, "6c ready never arrives: RelayTimeoutError, stream closed, no dispatch", async (ctx, transport) => {

@@ -35,7 +35,7 @@ impl<P> Peer<P> {
             Some(Source::Leader { .. }) if self.session.joined() => self.session.reconnect(now),
             Some(Source::Leader { .. }) => self.connect_own(),
             // Already joined on our own connection (we were catching up on it): lead from here.
-            Some(Source::Own) if self.session.joined() => {
+            Some(Source::Own) if self.session.joined() && !self.body_ended => {
                 if let Some(epoch) = self.session.epoch().map(str::to_owned) {
                     self.leader_ready(&epoch, now);
                 }
@@ -317,6 +317,12 @@ impl<P> Peer<P> {
     /// The leader's connection joined in `epoch` (in the order of the session's events): tell
     /// the followers, and answer those who waited.
     pub(super) fn leader_ready(&mut self, epoch: &str, _now: Timestamp) {
+        // A `ready` of a connection that is gone already, or whose body ended (it waited in the
+        // parser's backlog), is history: the server may have reset since (it ends streams on a
+        // reset). The next connection's `ready` is announced instead.
+        if self.link.is_none() || self.body_ended {
+            return;
+        }
         let Some(sharing) = self.sharing.as_mut().filter(|s| s.leading && !s.left) else {
             return;
         };
