@@ -138,8 +138,10 @@ scenario(env, "under a strict Content-Security-Policy: works with 'wasm-unsafe-e
   await tab.page.waitForFunction(() => window.csp?.done || window.csp?.error, null, { timeout: 15_000, polling: 50 });
   const allowed = await tab.page.evaluate(() => window.csp);
   assert.equal(allowed.error, null, `script-src 'self' 'wasm-unsafe-eval': ${JSON.stringify(allowed.error)}\n${tab.console.join("\n")}`);
-  const cmp = compare(allowed.frames, await ctx.api.journal(key));
+  const journal = await ctx.api.journal(key);
+  const cmp = compare(allowed.frames, journal);
   assert.ok(cmp.exact, `csp page transcript: ${cmp.summary}`);
+  assert.deepEqual(allowed.afterFree, { state: "closed", delivered: journal.length, cursor: journal.at(-1).id }, "readable after free()");
 
   const strict = await ctx.tab();
   await strict.page.goto(`${env.base}/e2e/csp-strict.html?key=${uniqueKey("csp-strict")}`);

@@ -13,6 +13,9 @@ try {
     window.csp.frames.push({ id: frame.id, event: frame.event, data: frame.data });
     out.textContent += `${frame.id} ${frame.event}\n`;
   }
+  // free() (and `using`) closes without freeing: the object stays readable.
+  stream.free();
+  window.csp.afterFree = { state: stream.state, delivered: stream.stats.delivered, cursor: stream.cursor?.id ?? null };
   window.csp.done = true;
 } catch (err) {
   window.csp.error = { name: err.name, message: err.message, isLoadError: err instanceof RelayLoadError };
