@@ -40,10 +40,25 @@ export interface RelayStats {
   rejectedMessages: number;
   /** Frames of an event type not in `events` (not delivered; each is also a `filtered` event). */
   filtered: number;
+  /**
+   * What the stream promises, given `serverProfile`: "exactly-once" (protocol v1) or
+   * "at-most-once" (a plain SSE server: no duplicates, in order, but a frame can be missed).
+   */
+  guarantee: RelayGuarantee;
 }
+
+/** See `RelayStats.guarantee`. */
+export type RelayGuarantee = "exactly-once" | "at-most-once";
 
 /** Options of `RelayStream.open`: all optional. */
 export interface RelayOptions {
+  /**
+   * What the server speaks. "relay" (default): protocol v1, exactly once. "plain": a
+   * `Last-Event-ID` server without a `ready` frame (better-sse, sse-starlette, most hand-written
+   * ones): the open response counts as the join, so the join race cannot be guarded, and the
+   * stream is at most once (see `RelayStats.guarantee`); not with `from: "now"`.
+   */
+  serverProfile?: "relay" | "plain";
   /** Stream key for tab sharing and storage (default: the absolute URL). */
   key?: string;
   /**

@@ -7,7 +7,7 @@ use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{quoted, CursorOrder, Event, MalformedKind, StartFrom, Stats};
+use crate::core::{quoted, CursorOrder, Event, MalformedKind, ServerProfile, StartFrom, Stats};
 use crate::error::Error;
 use crate::options::{Credentials, Options, OptionsError, PersistCursor, Transport};
 use crate::relay::{Handle, Hooks, Listener, RelayStream, UnauthorizedHook, Unread};
@@ -23,10 +23,13 @@ export interface Cursor { id: string; epoch: string; }
 export interface RelayStats {
   delivered: number; duplicates: number; reconnects: number; resets: number;
   gaps: number; malformed: number; stalls: number; connections: number;
-  leaderChanges: number; rejectedMessages: number;
+  leaderChanges: number; rejectedMessages: number; filtered: number;
+  guarantee: "exactly-once" | "at-most-once";
 }
 export interface RelayOptions {
   key?: string;
+  /** "relay" (protocol v1, default) or "plain" (no ready frame: at most once). */
+  serverProfile?: "relay" | "plain";
   events?: string[];
   from?: "start" | "now";
   readyEvent?: string; doneEvent?: string; pingEvent?: string;
@@ -387,6 +390,13 @@ fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
                 ];
                 options.credentials = choice(n, &v, &modes)?;
             }
+            "serverProfile" => {
+                let profiles = [
+                    ("relay", ServerProfile::Relay),
+                    ("plain", ServerProfile::Plain),
+                ];
+                options.server_profile = choice(n, &v, &profiles)?;
+            }
             "key" => options.key = Some(string(n, &v)?),
             "events" => options.events = Some(strings(n, &v)?),
             "from" => {
@@ -569,6 +579,7 @@ fn stats_object(stats: &Stats) -> JsValue {
         ("leaderChanges", n(stats.leader_changes)),
         ("rejectedMessages", n(stats.rejected_messages)),
         ("filtered", n(stats.filtered)),
+        ("guarantee", JsValue::from_str(stats.guarantee.as_str())),
     ])
 }
 
@@ -688,6 +699,7 @@ mod tests {
 
     /// A valid value for every option, so each documented name is proven to be read.
     const SAMPLES: &[(&str, &str)] = &[
+        ("serverProfile", "\"plain\""),
         ("key", "\"k\""),
         ("events", "[\"token\"]"),
         ("from", "\"now\""),
@@ -742,6 +754,7 @@ mod tests {
         assert_eq!((o.method.as_str(), o.body.as_deref()), ("POST", Some("{}")));
         assert_eq!(o.credentials, Credentials::Include);
         assert_eq!(o.key.as_deref(), Some("k"));
+        assert_eq!(o.server_profile, ServerProfile::Plain);
         assert_eq!(o.events.as_deref(), Some(&["token".to_owned()][..]));
         assert_eq!(o.from, StartFrom::Now);
         assert_eq!(
@@ -778,6 +791,7 @@ mod tests {
             (r#"{"signal":{}}"#, "signal"),
             (r#"{"shareAcrossTab":true}"#, "shareAcrossTab"),
             (r#"{"transport":"websocket"}"#, "transport"),
+            (r#"{"serverProfile":"durable"}"#, "serverProfile"),
             (r#"{"headers":{"A":1}}"#, "headers"),
             (r#"{"headers":["A"]}"#, "headers"),
             (r#"{"credentials":"all"}"#, "credentials"),

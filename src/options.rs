@@ -7,7 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::core::{
-    quoted, BackoffPolicy, ConfigError, Cursor, CursorOrder, EventNames, SessionConfig, StartFrom,
+    quoted, BackoffPolicy, ConfigError, Cursor, CursorOrder, EventNames, ServerProfile,
+    SessionConfig, StartFrom,
 };
 
 /// Where `persistCursor` keeps the cursor.
@@ -49,6 +50,9 @@ impl Credentials {
 /// camelCase forms (`readyTimeoutMs` for `ready_timeout_ms`).
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// What the server speaks: `relay` (protocol v1, the default) or `plain` (a `Last-Event-ID`
+    /// server without `ready`: at most once, see [`ServerProfile::Plain`]).
+    pub server_profile: ServerProfile,
     /// Stream key (storage, cross-tab); default: the absolute stream URL.
     pub key: Option<String>,
     /// Journaled event types to deliver; `None`: every type (which only the `fetch` transport can
@@ -104,6 +108,7 @@ impl Default for Options {
         let session = SessionConfig::default();
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         Options {
+            server_profile: session.server_profile,
             key: None,
             events: None,
             from: StartFrom::Start,
@@ -219,6 +224,7 @@ impl Options {
     /// Every option name JavaScript may pass, besides `signal` (not data: an `AbortSignal`).
     /// `onUnauthorized` and `on` are functions, handled by the bindings.
     pub const NAMES: &'static [&'static str] = &[
+        "serverProfile",
         "key",
         "events",
         "from",
@@ -303,6 +309,7 @@ impl Options {
         }
         self.check_request()?;
         let config = SessionConfig {
+            server_profile: self.server_profile,
             from: self.from,
             resume,
             cursor_order: self.cursor_order,

@@ -1078,3 +1078,178 @@ fn frames_of_types_not_asked_for_are_counted_and_reported_not_dropped_silently()
     assert_eq!(s.stats().filtered, 1);
     assert_eq!(s.stats().delivered, 3);
 }
+
+/// A plain SSE server: the open response is the join, the cursor goes without an epoch, and the
+/// stream promises at most once.
+mod plain_profile {
+    use super::*;
+    use sse_relay::core::{Guarantee, ServerProfile, PLAIN_EPOCH};
+
+    fn plain() -> SessionConfig {
+        SessionConfig {
+            server_profile: ServerProfile::Plain,
+            ..quick_config()
+        }
+    }
+
+    fn frame<'a>(event: &'a str, id: Option<&'a str>, data: &'a str) -> RawEvent<'a> {
+        RawEvent { event, id, data }
+    }
+
+    fn open(s: &mut Session) -> sse_relay::core::OpenRequest {
+        loop {
+            match s.poll_command() {
+                Some(Command::Open(open)) => return open,
+                Some(_) => {}
+                None => panic!("no open"),
+            }
+        }
+    }
+
+    fn drain(s: &mut Session) -> Vec<Event> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn the_open_response_is_the_join() {
+        let mut s = Session::new(plain(), Timestamp::from_millis(0)).unwrap();
+        let first = open(&mut s);
+        assert!(first.query.is_empty());
+        assert_eq!(s.state(), State::Connecting);
+        s.handle_connected(first.connection, Timestamp::from_millis(3));
+        let events = drain(&mut s);
+        assert!(
+            matches!(&events[0], Event::Ready(info) if info.epoch == PLAIN_EPOCH && info.tail.is_none()),
+            "{events:?}"
+        );
+        assert_eq!(s.state(), State::Live);
+        assert_eq!(s.stats().guarantee, Guarantee::AtMostOnce);
+        // An event named `ready` is the server's own frame here, delivered like any other.
+        s.handle_frame(
+            first.connection,
+            frame("ready", Some("1"), "{}"),
+            Timestamp::from_millis(4),
+        );
+        s.handle_frame(
+            first.connection,
+            frame("message", Some("2"), "x"),
+            Timestamp::from_millis(5),
+        );
+        let ids: Vec<String> = drain(&mut s)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some(f.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["1", "2"]);
+        assert_eq!(
+            s.cursor(),
+            Some(Cursor {
+                id: "2".into(),
+                epoch: PLAIN_EPOCH.into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_reconnect_sends_the_cursor_without_an_epoch_and_drops_what_was_delivered() {
+        let mut s = Session::new(plain(), Timestamp::from_millis(0)).unwrap();
+        let first = open(&mut s);
+        s.handle_connected(first.connection, Timestamp::from_millis(1));
+        for id in ["1", "2", "3"] {
+            s.handle_frame(
+                first.connection,
+                frame("message", Some(id), id),
+                Timestamp::from_millis(2),
+            );
+        }
+        s.handle_closed(
+            first.connection,
+            sse_relay::core::Disconnect::Ended,
+            Timestamp::from_millis(3),
+        );
+        drain(&mut s);
+        s.handle_timeout(Timestamp::from_millis(10_000));
+        let second = open(&mut s);
+        assert_eq!(second.query, [("lastEventId".to_owned(), "3".to_owned())]);
+        s.handle_connected(second.connection, Timestamp::from_millis(10_001));
+        // A server that replays from an older id than asked (or not at all): dedup by id.
+        for id in ["2", "3", "4"] {
+            s.handle_frame(
+                second.connection,
+                frame("message", Some(id), id),
+                Timestamp::from_millis(10_002),
+            );
+        }
+        let ids: Vec<String> = drain(&mut s)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some(f.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["4"]);
+        assert_eq!(s.stats().duplicates, 2);
+        assert_eq!(s.stats().resets, 0, "a plain server has no epochs");
+    }
+
+    #[test]
+    fn a_frame_without_id_is_reported_not_lost_silently() {
+        let mut s = Session::new(plain(), Timestamp::from_millis(0)).unwrap();
+        let first = open(&mut s);
+        s.handle_connected(first.connection, Timestamp::from_millis(1));
+        s.handle_frame(
+            first.connection,
+            frame("message", None, "x"),
+            Timestamp::from_millis(2),
+        );
+        let malformed = drain(&mut s).into_iter().find_map(|e| match e {
+            Event::Malformed(m) => Some(m.kind),
+            _ => None,
+        });
+        assert_eq!(malformed, Some(MalformedKind::MissingId));
+        assert_eq!(s.stats().malformed, 1);
+    }
+
+    #[test]
+    fn options_that_need_protocol_v1_are_refused() {
+        let now = SessionConfig {
+            from: StartFrom::Now,
+            ..plain()
+        };
+        match Session::new(now, Timestamp::from_millis(0)) {
+            Err(ConfigError::Invalid { option, .. }) => assert_eq!(option, "from"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        let foreign = SessionConfig {
+            resume: Some(Cursor {
+                id: "3".into(),
+                epoch: "e1".into(),
+            }),
+            ..plain()
+        };
+        match Session::new(foreign, Timestamp::from_millis(0)) {
+            Err(ConfigError::Invalid { option, .. }) => assert_eq!(option, "resume"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        let resumed = SessionConfig {
+            resume: Some(Cursor {
+                id: "3".into(),
+                epoch: PLAIN_EPOCH.into(),
+            }),
+            ..plain()
+        };
+        let mut s = Session::new(resumed, Timestamp::from_millis(0)).unwrap();
+        assert_eq!(
+            open(&mut s).query,
+            [("lastEventId".to_owned(), "3".to_owned())]
+        );
+    }
+
+    #[test]
+    fn protocol_v1_promises_exactly_once() {
+        let s = Session::new(quick_config(), Timestamp::from_millis(0)).unwrap();
+        assert_eq!(s.stats().guarantee, Guarantee::ExactlyOnce);
+    }
+}

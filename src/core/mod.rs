@@ -14,6 +14,7 @@ mod frame;
 mod json;
 mod parser;
 mod peer;
+mod profile;
 mod retry_after;
 mod session;
 mod tabs;
@@ -33,6 +34,7 @@ pub use peer::{
     FINISHED_LEADER_HOLD, HELLO_INTERVAL, LEADER_SILENCE, PERSIST_DELAY, READER_STUCK,
     TAB_BUFFER_FRAMES, UNPAUSABLE_HIGH, UNPAUSABLE_LOW,
 };
+pub use profile::{Guarantee, ServerProfile, PLAIN_EPOCH};
 pub use retry_after::retry_after_ms;
 pub use session::{
     Command, ConfigError, ConnectionId, Cursor, Disconnect, Error, Event, Interruption, Malformed,

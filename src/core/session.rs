@@ -14,6 +14,7 @@ use super::cursor::{CursorError, CursorOrder, ResolvedOrder};
 use super::dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
 use super::frame::{EventNames, Frame, FrameKind, RawEvent, ReadyError, ReadyInfo};
 use super::parser::ParseError;
+use super::profile::{Guarantee, ServerProfile, PLAIN_EPOCH};
 use super::time::Timestamp;
 
 /// Largest dedup window accepted, so a typo cannot reserve gigabytes.
@@ -45,6 +46,8 @@ pub struct Cursor {
 /// How a session behaves. Field names map one to one to the JavaScript options (camelCase).
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
+    /// What the server speaks: protocol v1 (the default) or plain SSE.
+    pub server_profile: ServerProfile,
     /// Where to start without a cursor.
     pub from: StartFrom,
     /// A cursor to resume from (e.g. restored from storage); wins over `from`.
@@ -82,6 +85,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
+            server_profile: ServerProfile::Relay,
             from: StartFrom::Start,
             resume: None,
             cursor_order: CursorOrder::Auto,
@@ -205,9 +209,22 @@ impl SessionConfig {
                 "must be non-empty and differ from cursorParam",
             ));
         }
+        if !self.server_profile.has_epochs() && self.from == StartFrom::Now {
+            return Err(invalid(
+                "from",
+                "\"now\" needs a server that snapshots its tail (protocol v1); a plain SSE \
+                 server starts where it starts: leave `from` out",
+            ));
+        }
         if let Some(resume) = &self.resume {
             if resume.epoch.is_empty() {
                 return Err(invalid("resume", "the cursor's epoch must not be empty"));
+            }
+            if !self.server_profile.has_epochs() && resume.epoch != PLAIN_EPOCH {
+                return Err(invalid(
+                    "resume",
+                    "a cursor of a plain SSE server has the epoch \"plain\"",
+                ));
             }
             let mut probe = DedupWindow::new(self.cursor_order, 1);
             probe
@@ -535,6 +552,8 @@ pub struct Stats {
     /// Journaled frames of an event type the application did not ask for (see
     /// [`SessionConfig::events`]).
     pub filtered: u64,
+    /// What the stream promises, given the server's profile.
+    pub guarantee: Guarantee,
 }
 
 #[derive(Clone, Debug)]
@@ -589,6 +608,7 @@ enum Link {
 /// connection the session already abandoned can never be delivered.
 #[derive(Debug)]
 pub struct Session {
+    profile: ServerProfile,
     names: EventNames,
     /// The journaled event types the application takes (`None`: all).
     wanted: Option<Vec<String>>,
@@ -597,8 +617,10 @@ pub struct Session {
     ready_timeout: Duration,
     heartbeat_timeout: Duration,
     contiguous_ids: bool,
-    /// The last hole seen (cursor, next id): seen again after a replay, it is a real gap.
-    last_hole: Option<(u64, u64)>,
+    /// The cursor after which the last hole was seen: a hole after it again, once resumed from
+    /// it, is a real gap (the replay did not have the next id; a server without a journal sends a
+    /// later id each time).
+    last_hole: Option<u64>,
     /// The last `ready` found the journal empty: with consecutive ids the next one is 1.
     joined_empty: bool,
     /// Credentials were refreshed since the last `ready`: a second refusal in a row backs off
@@ -640,6 +662,7 @@ impl Session {
         };
         let mut session = Session {
             from_now_pending: config.from == StartFrom::Now && cursor.is_none(),
+            profile: config.server_profile,
             names: config.names,
             wanted: config.events,
             cursor_param: config.cursor_param,
@@ -662,17 +685,31 @@ impl Session {
             commands: VecDeque::new(),
             events: VecDeque::new(),
             reported_state: State::Connecting,
-            stats: Stats::default(),
+            stats: Stats {
+                guarantee: config.server_profile.guarantee(),
+                ..Stats::default()
+            },
         };
         session.open_connection(now);
         Ok(session)
     }
 
-    /// The transport's response started (HTTP 200, `open`). This is not a join: the session stays
-    /// unready until the server's `ready` frame.
+    /// The transport's response started (HTTP 200, `open`). With protocol v1 this is not a join:
+    /// the session stays unready until the server's `ready` frame. A plain SSE server sends no
+    /// `ready`: its open response is all the join there is.
     pub fn handle_connected(&mut self, connection: ConnectionId, now: Timestamp) {
-        if let Some(c) = self.active_mut(connection) {
-            c.last_activity = now;
+        let Some(c) = self.active_mut(connection) else {
+            return;
+        };
+        c.last_activity = now;
+        let joined = c.ready;
+        if !self.profile.confirms_join() && !joined {
+            let info = ReadyInfo {
+                tail: None,
+                epoch: PLAIN_EPOCH.to_owned(),
+            };
+            self.on_ready(info, now);
+            self.report_state();
         }
     }
 
@@ -683,7 +720,12 @@ impl Session {
         };
         c.last_activity = now;
         let ready = c.ready;
-        match self.names.classify(raw.event) {
+        let kind = match self.names.classify(raw.event) {
+            // Without join confirmations, an event named like `ready` is the server's own.
+            FrameKind::Ready if !self.profile.confirms_join() => FrameKind::Journaled,
+            kind => kind,
+        };
+        match kind {
             FrameKind::Ping => {}
             FrameKind::Ready => match ReadyInfo::parse(raw.data) {
                 Ok(info) => self.on_ready(info, now),
@@ -939,7 +981,7 @@ impl Session {
         let mut query = Vec::new();
         if let Some(cursor) = &self.cursor {
             query.push((self.cursor_param.clone(), cursor.clone()));
-            if let Some(epoch) = &self.epoch {
+            if let Some(epoch) = self.epoch.as_ref().filter(|_| self.profile.has_epochs()) {
                 query.push((self.epoch_param.clone(), String::from(&**epoch)));
             }
         } else if self.from_now_pending {
@@ -1060,7 +1102,8 @@ impl Session {
         if self.epoch.as_deref() != Some(info.epoch.as_str()) {
             self.epoch = Some(Arc::from(info.epoch.as_str()));
         }
-        self.joined_empty = info.tail.is_none();
+        // Only a `ready` says the journal is empty; a plain server's join says nothing of it.
+        self.joined_empty = self.profile.confirms_join() && info.tail.is_none();
         if starts_now && self.cursor.is_none() {
             if let Some(tail) = &info.tail {
                 // The start is where reconnects resume, not a delivery: the dedup window keeps it
@@ -1120,10 +1163,10 @@ impl Session {
             return;
         };
         if let Some(hole) = self.hole_before(id) {
-            if self.last_hole != Some(hole) {
+            if self.last_hole != Some(hole.0) {
                 // First sight: the journal may still have the missing entries; resume from the
                 // cursor so the replay fills the hole.
-                self.last_hole = Some(hole);
+                self.last_hole = Some(hole.0);
                 self.abandon(Interruption::Gap, now, None);
                 return;
             }

@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use sse_relay::core::{
-    Action, ConnectionId, Limits, LockTicket, Peer, PeerConfig, RawEvent, SessionConfig, StartFrom,
-    State, TabMessage, Timestamp, Transport, READER_STUCK,
+    Action, ConnectionId, Limits, LockTicket, Peer, PeerConfig, RawEvent, ServerProfile,
+    SessionConfig, StartFrom, State, TabMessage, Timestamp, Transport, PLAIN_EPOCH, READER_STUCK,
 };
 
 use super::rng::Rng;
@@ -30,6 +30,9 @@ use super::server::{Conn, ConnFaults, IdMode, Journal, Request, Unit};
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub seed: u64,
+    /// Protocol v1, or a plain SSE server (no `ready`, no epochs, so no resets) that replays
+    /// after `Last-Event-ID`: with such a server the stream is still exactly once.
+    pub profile: ServerProfile,
     pub ids: IdMode,
     /// Tabs opened at the start.
     pub initial_tabs: usize,
@@ -50,6 +53,12 @@ impl Plan {
         let small = rng.chance(70);
         Plan {
             seed,
+            // Decided apart from the draws below, so a protocol-v1 seed keeps its schedule.
+            profile: if seed % 4 == 3 {
+                ServerProfile::Plain
+            } else {
+                ServerProfile::Relay
+            },
             ids: if rng.chance(50) {
                 IdMode::Numeric
             } else {
@@ -353,9 +362,10 @@ impl World {
         } else {
             Transport::EventSource
         };
-        let from_now = self.rng.chance(40);
+        let from_now = self.rng.chance(40) && self.plan.profile == ServerProfile::Relay;
         let config = PeerConfig {
             session: SessionConfig {
+                server_profile: self.plan.profile,
                 from: if from_now {
                     StartFrom::Now
                 } else {
@@ -671,7 +681,12 @@ impl World {
         };
         let ready = conn.join(&self.journal, now, ping);
         self.note(|| format!("tab {i}: {id} joins: {ready:?}"));
-        self.deliver(i, id, vec![ready]);
+        // A plain server joins without saying so.
+        let units = match self.plan.profile {
+            ServerProfile::Plain => Vec::new(),
+            _ => vec![ready],
+        };
+        self.deliver(i, id, units);
     }
 
     /// Makes connection `id` of tab `i` send what is due `delay` ms from now (or sooner, if it is
@@ -875,7 +890,14 @@ impl World {
         event: &str,
         data: &str,
     ) -> Result<(), Failure> {
-        let Some(e) = self.journal.epochs.iter().position(|x| x.name == epoch) else {
+        // A plain server has one journal, no epochs: its frames carry the client's constant.
+        let plain = self.plan.profile == ServerProfile::Plain && epoch == PLAIN_EPOCH;
+        let found = if plain {
+            Some(0)
+        } else {
+            self.journal.epochs.iter().position(|x| x.name == epoch)
+        };
+        let Some(e) = found else {
             return Err(self.fail(format!("tab {i} took {id} of an unknown epoch {epoch:?}")));
         };
         let Some(k) = self.journal.epochs[e]
@@ -1060,7 +1082,7 @@ impl World {
             let clean = self.rng.chance(50);
             self.remove_tab(i, clean);
         }
-        if self.rng.chance(rate / 10) {
+        if self.rng.chance(rate / 10) && self.plan.profile == ServerProfile::Relay {
             self.note(|| "reset".to_owned());
             self.journal.reset();
             // The server ends every open stream of the key.

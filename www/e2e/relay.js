@@ -9,7 +9,7 @@ import { RelayStream } from "/pkg/index.js";
 import { readConfig, createRun, render, dispatch, now, plain } from "./common.js";
 
 const EVENTS = ["ready", "state", "reset", "reconnecting", "gap", "malformed", "filtered", "error"];
-const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages", "filtered"];
+const STATS = ["delivered", "duplicates", "reconnects", "resets", "gaps", "malformed", "stalls", "connections", "leaderChanges", "rejectedMessages", "filtered", "guarantee"];
 
 // Event arguments may be plain objects or class instances with getters: copy the documented fields.
 const FIELDS = {

@@ -30,6 +30,7 @@ use sharing::Sharing;
 
 use super::frame::{Frame, RawEvent};
 use super::parser::{Parsed, SseParser};
+use super::profile::Guarantee;
 use super::session::{
     Command, ConfigError, ConnectionId, Cursor, Disconnect, Error, Event, Session, SessionConfig,
     StartFrom, State, Stats,
@@ -798,6 +799,7 @@ impl<P> Peer<P> {
             Event::Ready(ref info) => {
                 if self.opened.is_none() {
                     self.opened = Some(Ok(()));
+                    self.warn_guarantee();
                 }
                 self.leader_ready(&info.epoch, now);
             }
@@ -862,6 +864,24 @@ impl<P> Peer<P> {
             return self.session.reader_paused();
         }
         false
+    }
+
+    /// A stream that cannot promise exactly once says so when it opens: frames it misses are
+    /// never seen, so they cannot be counted one by one.
+    fn warn_guarantee(&mut self) {
+        let guarantee = self.session.stats().guarantee;
+        if guarantee == Guarantee::ExactlyOnce {
+            return;
+        }
+        let mut text = String::from("sse-relay: this stream is ");
+        text.push_str(guarantee.as_str());
+        text.push_str(
+            " (`serverProfile: \"plain\"`): no frame twice and none out of order, but a frame \
+             sent before the server subscribed this connection, or while none was open if the \
+             server does not replay after Last-Event-ID, is missed; `contiguousIds` reports \
+             missing numeric ids as `gap` events. `stream.stats.guarantee` says which holds.",
+        );
+        self.actions.push_back(Action::Warn(text));
     }
 
     /// The first frame of each kind that is not delivered gets a warning for the developer.

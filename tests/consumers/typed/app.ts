@@ -8,7 +8,7 @@ import {
 } from "sse-relay";
 import type {
   Frame, FrameIterator, Cursor, RelayState, RelayRole, RelayStats, RelayOptions, RelayEventMap,
-  RelayErrorName, ReadyOptions,
+  RelayErrorName, ReadyOptions, RelayGuarantee,
 } from "sse-relay";
 
 async function everything(dispatch: () => Promise<void>): Promise<number> {
@@ -18,6 +18,7 @@ async function everything(dispatch: () => Promise<void>): Promise<number> {
 
   const controller = new AbortController();
   const options: RelayOptions = {
+    serverProfile: "relay",
     key: "chat",
     events: ["token", "status"],
     from: "now",
@@ -60,7 +61,10 @@ async function everything(dispatch: () => Promise<void>): Promise<number> {
     stats.delivered + stats.duplicates + stats.reconnects + stats.resets + stats.gaps +
     stats.malformed + stats.stalls + stats.connections + stats.leaderChanges +
     stats.rejectedMessages + stats.filtered;
-  console.log(state, role, cursor?.id, cursor?.epoch, epoch?.length, counted);
+  const guarantee: RelayGuarantee = stats.guarantee;
+  console.log(state, role, cursor?.id, cursor?.epoch, epoch?.length, counted, guarantee);
+  const plain = await RelayStream.open("/sse", { serverProfile: "plain", events: ["message"] });
+  plain.close();
 
   const onReady = (r: RelayEventMap["ready"]) => console.log(r.tail ?? "empty", r.epoch);
   stream.on("ready", onReady);
