@@ -58,7 +58,7 @@ export interface RelayOptions {
    * ones): the open response counts as the join, so the join race cannot be guarded, and the
    * stream is at most once (see `RelayStats.guarantee`); not with `from: "now"`.
    */
-  serverProfile?: "relay" | "plain";
+  serverProfile?: "relay" | "plain" | "durable-streams";
   /** Stream key for tab sharing and storage (default: the absolute URL). */
   key?: string;
   /**
@@ -115,7 +115,7 @@ export interface RelayEventMap {
   reconnecting: { attempt: number; delayMs: number; cause: string };
   gap: { after: string; next: string };
   malformed: {
-    kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "before-start" | "unparsable";
+    kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "before-start" | "unparsable" | "bad-control";
     message: string;
     event: string;
     id: string | null;
@@ -161,6 +161,7 @@ export type RelayErrorName =
   | "RelayUnauthorizedError"
   | "RelayStoppedError"
   | "RelayContentTypeError"
+  | "RelayGoneError"
   | "RelayLoadError";
 
 /** Every error of sse-relay: test with `instanceof` or by `name`. */
@@ -196,6 +197,10 @@ export declare class RelayStoppedError extends RelayError {
 /** fetch: a 2xx answer that is not `text/event-stream`. */
 export declare class RelayContentTypeError extends RelayError {
   name: "RelayContentTypeError";
+}
+/** fetch, `serverProfile: "durable-streams"`: 410 Gone, the server no longer has the data at the cursor. */
+export declare class RelayGoneError extends RelayError {
+  name: "RelayGoneError";
 }
 /** The WebAssembly module could not be loaded (not found, or refused by a Content-Security-Policy). */
 export declare class RelayLoadError extends RelayError {

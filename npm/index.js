@@ -5,7 +5,7 @@ import { RelayLoadError } from "./errors.js";
 
 export {
   RelayError, RelayTimeoutError, RelayOptionsError, RelayAbortError, RelayConnectError,
-  RelayUnauthorizedError, RelayStoppedError, RelayContentTypeError, RelayLoadError,
+  RelayUnauthorizedError, RelayStoppedError, RelayContentTypeError, RelayLoadError, RelayGoneError,
 } from "./errors.js";
 
 let loading;

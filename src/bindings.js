@@ -96,6 +96,8 @@ export class RelayUnauthorizedError extends RelayError {}
 export class RelayStoppedError extends RelayError {}
 /** The server answered 2xx with another content type than `text/event-stream` (`fetch`). */
 export class RelayContentTypeError extends RelayError {}
+/** A Durable Streams server answered 410 Gone: it no longer has the data at the cursor (`fetch`). */
+export class RelayGoneError extends RelayError {}
 /** The WebAssembly module could not be loaded (not found, or refused by a Content-Security-Policy). */
 export class RelayLoadError extends RelayError {}
 
@@ -105,7 +107,7 @@ const NAMES = [
   [RelayOptionsError, "RelayOptionsError"], [RelayAbortError, "AbortError"],
   [RelayConnectError, "RelayConnectError"], [RelayUnauthorizedError, "RelayUnauthorizedError"],
   [RelayStoppedError, "RelayStoppedError"], [RelayContentTypeError, "RelayContentTypeError"],
-  [RelayLoadError, "RelayLoadError"],
+  [RelayLoadError, "RelayLoadError"], [RelayGoneError, "RelayGoneError"],
 ];
 const BY_NAME = new Map();
 for (const [type, name] of NAMES) {

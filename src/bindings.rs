@@ -29,7 +29,7 @@ export interface RelayStats {
 export interface RelayOptions {
   key?: string;
   /** "relay" (protocol v1, default) or "plain" (no ready frame: at most once). */
-  serverProfile?: "relay" | "plain";
+  serverProfile?: "relay" | "plain" | "durable-streams";
   events?: string[];
   from?: "start" | "now";
   readyEvent?: string; doneEvent?: string; pingEvent?: string;
@@ -65,12 +65,12 @@ export interface RelayEventMap {
   reset: { previousEpoch: string; epoch: string };
   reconnecting: { attempt: number; delayMs: number; cause: string };
   gap: { after: string; next: string };
-  malformed: { kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "before-start" | "unparsable"; message: string; event: string; id: string | null; data: string };
+  malformed: { kind: "missing-id" | "bad-id" | "bad-ready" | "bad-tail" | "before-ready" | "before-start" | "unparsable" | "bad-control"; message: string; event: string; id: string | null; data: string };
   error: RelayError;
 }
 export type RelayErrorName =
   | "RelayTimeoutError" | "RelayOptionsError" | "AbortError" | "RelayConnectError"
-  | "RelayUnauthorizedError" | "RelayStoppedError" | "RelayContentTypeError";
+  | "RelayUnauthorizedError" | "RelayStoppedError" | "RelayContentTypeError" | "RelayGoneError";
 export interface RelayError extends Error { name: RelayErrorName; option?: string; }
 /** What `stream[Symbol.asyncIterator]()` returns; leaving a `for await` loop early closes the stream. */
 export interface FrameIterator extends AsyncIterableIterator<Frame, undefined, undefined> {
@@ -394,6 +394,7 @@ fn read_options(value: &JsValue) -> Result<(Options, Hooks), Error> {
                 let profiles = [
                     ("relay", ServerProfile::Relay),
                     ("plain", ServerProfile::Plain),
+                    ("durable-streams", ServerProfile::DurableStreams),
                 ];
                 options.server_profile = choice(n, &v, &profiles)?;
             }
@@ -636,6 +637,7 @@ fn event_argument(event: &Event) -> Option<(&'static str, JsValue)> {
                 MalformedKind::BeforeReady => "before-ready",
                 MalformedKind::BeforeStart => "before-start",
                 MalformedKind::Unparsable(_) => "unparsable",
+                MalformedKind::BadControl(_) => "bad-control",
             };
             (
                 "malformed",

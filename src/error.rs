@@ -29,6 +29,9 @@ pub enum Error {
     Stopped,
     /// The server answered 2xx but not with `text/event-stream`.
     NotEventStream,
+    /// The server no longer has the stream's data at the cursor (a Durable Streams 410: retention
+    /// passed it); resuming would skip frames.
+    Gone,
     /// `RelayStream` runs in a browser (wasm32); on this target it compiles but cannot open.
     Unsupported,
 }
@@ -44,6 +47,7 @@ impl Error {
             Error::Unauthorized { .. } => "RelayUnauthorizedError",
             Error::Stopped => "RelayStoppedError",
             Error::NotEventStream => "RelayContentTypeError",
+            Error::Gone => "RelayGoneError",
             Error::Unsupported => "RelayUnsupportedError",
         }
     }
@@ -73,6 +77,9 @@ impl fmt::Display for Error {
             Error::NotEventStream => {
                 f.write_str("the server answered with a content type other than text/event-stream")
             }
+            Error::Gone => f.write_str(
+                "the server answered 410 Gone: it no longer has the stream's data at the cursor",
+            ),
             Error::Unsupported => f.write_str(
                 "RelayStream needs a browser (a wasm32 build): on this target it cannot open a stream",
             ),
@@ -96,6 +103,7 @@ impl From<crate::core::Error> for Error {
             crate::core::Error::Stopped => Error::Stopped,
             crate::core::Error::NotEventStream => Error::NotEventStream,
             crate::core::Error::Closed => Error::Aborted,
+            crate::core::Error::Gone => Error::Gone,
         }
     }
 }

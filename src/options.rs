@@ -279,8 +279,12 @@ impl Options {
         })
     }
 
-    /// The event types an `EventSource` must listen to: the configured ones plus the protocol's.
+    /// The event types an `EventSource` must listen to: the configured ones plus the protocol's
+    /// (a Durable Streams server's own two, whatever `events` says).
     pub fn listened_events(&self) -> Vec<String> {
+        if self.server_profile == ServerProfile::DurableStreams {
+            return vec!["data".to_owned(), "control".to_owned()];
+        }
         let mut all = self.events.clone().unwrap_or_default();
         for name in [&self.ready_event, &self.done_event, &self.ping_event] {
             if !all.contains(name) {
@@ -297,7 +301,10 @@ impl Options {
         resume: Option<Cursor>,
         seed: u64,
     ) -> Result<SessionConfig, OptionsError> {
-        if self.events.is_none() && self.transport() == Transport::EventSource {
+        if self.events.is_none()
+            && self.transport() == Transport::EventSource
+            && self.server_profile != ServerProfile::DurableStreams
+        {
             return Err(bad(
                 "events",
                 "is required with transport \"eventsource\": an EventSource hears only the event \

@@ -1253,3 +1253,236 @@ mod plain_profile {
         assert_eq!(s.stats().guarantee, Guarantee::ExactlyOnce);
     }
 }
+
+/// A Durable Streams server: offsets after batches, messages named by position, `upToDate` as
+/// the join, `streamClosed` as the end, 410 as a typed error.
+mod durable_streams_profile {
+    use super::*;
+    use sse_relay::core::{Disconnect, ServerProfile, DURABLE_EPOCH};
+
+    fn durable() -> SessionConfig {
+        SessionConfig {
+            server_profile: ServerProfile::DurableStreams,
+            ..quick_config()
+        }
+    }
+
+    fn open(s: &mut Session) -> sse_relay::core::OpenRequest {
+        loop {
+            match s.poll_command() {
+                Some(Command::Open(open)) => return open,
+                Some(_) => {}
+                None => panic!("no open"),
+            }
+        }
+    }
+
+    fn event<'a>(event: &'a str, data: &'a str) -> RawEvent<'a> {
+        RawEvent {
+            event,
+            id: None,
+            data,
+        }
+    }
+
+    fn frames(s: &mut Session) -> Vec<(String, String, String)> {
+        std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some((f.id, f.event, f.data)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn control(offset: &str, extra: &str) -> String {
+        format!(r#"{{"streamNextOffset":"{offset}","streamCursor":"9"{extra}}}"#)
+    }
+
+    #[test]
+    fn reads_batches_joins_at_the_tail_and_resumes_after_the_last_offset() {
+        let t = Timestamp::from_millis;
+        let mut s = Session::new(durable(), t(0)).unwrap();
+        let first = open(&mut s);
+        assert_eq!(
+            first.query,
+            [
+                ("live".into(), "sse".into()),
+                ("offset".into(), "-1".into())
+            ]
+        );
+        s.handle_connected(first.connection, t(1));
+        s.handle_frame(
+            first.connection,
+            event("data", r#"[{"a":1},{"a":2}]"#),
+            t(2),
+        );
+        s.handle_frame(
+            first.connection,
+            event("control", &control("0_2", "")),
+            t(3),
+        );
+        assert_eq!(s.state(), State::Connecting, "not at the tail yet");
+        s.handle_frame(first.connection, event("data", r#"[{"a":3}]"#), t(4));
+        s.handle_frame(
+            first.connection,
+            event("control", &control("0_3", r#","upToDate":true"#)),
+            t(5),
+        );
+        assert_eq!(s.state(), State::Live);
+        let got = frames(&mut s);
+        let ids: Vec<&str> = got.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(ids, ["-1,1", "-1,2", "0_2,1"]);
+        assert_eq!(got[0].1, "data");
+        assert_eq!(got[2].2, r#"{"a":3}"#);
+        assert_eq!(
+            s.cursor(),
+            Some(Cursor {
+                id: "0_2,1".into(),
+                epoch: DURABLE_EPOCH.into()
+            })
+        );
+        // The server closes the response (as it does every minute): at once, from 0_3.
+        s.handle_closed(first.connection, Disconnect::Ended, t(2_000));
+        s.handle_timeout(t(2_000));
+        let second = open(&mut s);
+        assert_eq!(
+            second.query,
+            [
+                ("cursor".into(), "9".into()),
+                ("live".into(), "sse".into()),
+                ("offset".into(), "0_3".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cursor_inside_a_batch_is_resumed_exactly_however_the_server_batches() {
+        let t = Timestamp::from_millis;
+        let config = SessionConfig {
+            resume: Some(Cursor {
+                id: "o189,1".into(),
+                epoch: DURABLE_EPOCH.into(),
+            }),
+            ..durable()
+        };
+        let mut s = Session::new(config, t(0)).unwrap();
+        let first = open(&mut s);
+        assert_eq!(first.query[1], ("offset".into(), "o189".into()));
+        s.handle_connected(first.connection, t(1));
+        s.handle_frame(
+            first.connection,
+            event("control", &control("o189", "")),
+            t(2),
+        );
+        s.handle_frame(first.connection, event("data", "[1,2,3,4,5,6,7]"), t(3));
+        s.handle_frame(
+            first.connection,
+            event("control", &control("o196", r#","upToDate":true"#)),
+            t(4),
+        );
+        let ids: Vec<String> = frames(&mut s).into_iter().map(|f| f.0).collect();
+        assert_eq!(
+            ids,
+            ["o189,2", "o189,3", "o189,4", "o189,5", "o189,6", "o189,7"]
+        );
+        assert_eq!(s.stats().duplicates, 1, "the message the cursor names");
+    }
+
+    #[test]
+    fn a_closed_stream_ends_with_done_and_410_fails_typed() {
+        let t = Timestamp::from_millis;
+        let mut s = Session::new(durable(), t(0)).unwrap();
+        let first = open(&mut s);
+        s.handle_connected(first.connection, t(1));
+        s.handle_frame(first.connection, event("data", "[1]"), t(2));
+        s.handle_frame(
+            first.connection,
+            event(
+                "control",
+                r#"{"streamNextOffset":"0_1","streamClosed":true}"#,
+            ),
+            t(3),
+        );
+        let got = frames(&mut s);
+        assert_eq!(got.last().map(|f| f.1.as_str()), Some("done"));
+        assert_eq!(s.state(), State::Closed);
+
+        let mut s = Session::new(durable(), t(0)).unwrap();
+        let first = open(&mut s);
+        s.handle_closed(
+            first.connection,
+            Disconnect::Status {
+                status: 410,
+                retry_after: None,
+            },
+            t(1),
+        );
+        let failed = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
+            Event::Failed(e) => Some(e),
+            _ => None,
+        });
+        assert_eq!(failed, Some(Error::Gone));
+    }
+
+    #[test]
+    fn from_now_starts_at_the_first_control() {
+        let t = Timestamp::from_millis;
+        let config = SessionConfig {
+            from: StartFrom::Now,
+            ..durable()
+        };
+        let mut s = Session::new(config, t(0)).unwrap();
+        let first = open(&mut s);
+        assert_eq!(first.query[1], ("offset".into(), "now".into()));
+        s.handle_connected(first.connection, t(1));
+        // Sent before the first control: before the start.
+        s.handle_frame(first.connection, event("data", "[0]"), t(2));
+        s.handle_frame(
+            first.connection,
+            event("control", &control("0_5", r#","upToDate":true"#)),
+            t(3),
+        );
+        s.handle_frame(first.connection, event("data", "[6]"), t(4));
+        let ids: Vec<String> = frames(&mut s).into_iter().map(|f| f.0).collect();
+        assert_eq!(ids, ["0_5,1"]);
+        s.handle_closed(first.connection, Disconnect::Ended, t(5));
+        s.handle_timeout(t(10_000));
+        let query = open(&mut s).query;
+        assert!(
+            query.contains(&("offset".into(), "0_5".into())),
+            "{query:?}"
+        );
+    }
+
+    #[test]
+    fn options_that_cannot_work_are_refused() {
+        for (config, option) in [
+            (
+                SessionConfig {
+                    contiguous_ids: true,
+                    ..durable()
+                },
+                "contiguousIds",
+            ),
+            (
+                SessionConfig {
+                    cursor_order: CursorOrder::Numeric,
+                    ..durable()
+                },
+                "cursorOrder",
+            ),
+            (
+                SessionConfig {
+                    events: Some(vec!["token".into()]),
+                    ..durable()
+                },
+                "events",
+            ),
+        ] {
+            match Session::new(config, Timestamp::from_millis(0)) {
+                Err(ConfigError::Invalid { option: o, .. }) => assert_eq!(o, option),
+                other => panic!("expected a config error, got {other:?}"),
+            }
+        }
+    }
+}

@@ -68,6 +68,46 @@ pub(crate) fn parse(input: &str) -> Result<JsonValue, JsonError> {
     Ok(value)
 }
 
+/// The source text of each item of a top-level JSON array, in order (each item checked as JSON).
+pub(crate) fn array_items(input: &str) -> Result<Vec<&str>, JsonError> {
+    let mut reader = Reader {
+        text: input,
+        bytes: input.as_bytes(),
+        pos: 0,
+    };
+    reader.skip_whitespace();
+    if reader.peek() != Some(b'[') {
+        return Err(reader.error("expected a JSON array"));
+    }
+    reader.pos += 1;
+    let mut items = Vec::new();
+    reader.skip_whitespace();
+    if reader.peek() == Some(b']') {
+        reader.pos += 1;
+    } else {
+        loop {
+            reader.skip_whitespace();
+            let start = reader.pos;
+            reader.value(1)?;
+            items.push(input.get(start..reader.pos).unwrap_or_default());
+            reader.skip_whitespace();
+            match reader.peek() {
+                Some(b',') => reader.pos += 1,
+                Some(b']') => {
+                    reader.pos += 1;
+                    break;
+                }
+                _ => return Err(reader.error("expected ',' or ']'")),
+            }
+        }
+    }
+    reader.skip_whitespace();
+    if reader.pos != reader.bytes.len() {
+        return Err(reader.error("trailing characters after the value"));
+    }
+    Ok(items)
+}
+
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -359,6 +399,19 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn splits_an_array_into_the_source_of_its_items() {
+        assert_eq!(
+            array_items(" [ {\"a\": [1, 2]} , \"x,]\" ,3.5e1,null ] ").unwrap(),
+            ["{\"a\": [1, 2]}", "\"x,]\"", "3.5e1", "null"]
+        );
+        assert_eq!(array_items("[]").unwrap(), Vec::<&str>::new());
+        assert!(array_items("{}").is_err());
+        assert!(array_items("[1,]").is_err());
+        assert!(array_items("[1] 2").is_err());
+        assert!(array_items("[").is_err());
     }
 
     #[test]

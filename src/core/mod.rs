@@ -10,6 +10,7 @@
 mod backoff;
 mod cursor;
 mod dedup;
+mod durable;
 mod frame;
 mod json;
 mod parser;
@@ -24,6 +25,7 @@ mod time;
 pub use backoff::{Backoff, BackoffPolicy};
 pub use cursor::{CursorError, CursorOrder, ResolvedOrder};
 pub use dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
+pub use durable::DURABLE_EPOCH;
 pub use frame::{EventNames, Frame, RawEvent, ReadyError, ReadyInfo};
 pub use json::JsonError;
 pub use parser::{

@@ -23,6 +23,11 @@ pub enum ServerProfile {
     /// no `ready` frame (the open response counts as the join), no epochs. The join race
     /// (`docs/PROTOCOL.md`, incident 000) cannot be guarded.
     Plain,
+    /// A Durable Streams server (ElectricSQL's protocol): `?offset=<o>&live=sse`, `data` and
+    /// `control` events, offsets at batch ends, `streamClosed` as the end, 410 when retention
+    /// passed the offset. The stream reads a log from a position, so nothing is missed: the first
+    /// `control` that says `upToDate` is the join.
+    DurableStreams,
 }
 
 impl ServerProfile {
@@ -31,24 +36,33 @@ impl ServerProfile {
         match self {
             ServerProfile::Relay => "relay",
             ServerProfile::Plain => "plain",
+            ServerProfile::DurableStreams => "durable-streams",
         }
     }
 
-    /// Whether the server says when it joined (a `ready` frame). Without it, the open response
-    /// stands for the join.
-    pub fn confirms_join(self) -> bool {
-        self == ServerProfile::Relay
+    /// Whether the open response itself stands for the join (no `ready`, no `control`).
+    pub fn joins_at_open(self) -> bool {
+        self == ServerProfile::Plain
     }
 
     /// Whether the server has epochs (ids restart in a new one, announced by `ready`).
     pub fn has_epochs(self) -> bool {
-        self == ServerProfile::Relay
+        self.fixed_epoch().is_none()
+    }
+
+    /// The epoch every frame carries when the server has none.
+    pub fn fixed_epoch(self) -> Option<&'static str> {
+        match self {
+            ServerProfile::Relay => None,
+            ServerProfile::Plain => Some(PLAIN_EPOCH),
+            ServerProfile::DurableStreams => Some(super::durable::DURABLE_EPOCH),
+        }
     }
 
     /// What the client can promise with this server.
     pub fn guarantee(self) -> Guarantee {
         match self {
-            ServerProfile::Relay => Guarantee::ExactlyOnce,
+            ServerProfile::Relay | ServerProfile::DurableStreams => Guarantee::ExactlyOnce,
             ServerProfile::Plain => Guarantee::AtMostOnce,
         }
     }

@@ -12,9 +12,10 @@ use std::time::Duration;
 use super::backoff::{Backoff, BackoffPolicy};
 use super::cursor::{CursorError, CursorOrder, ResolvedOrder};
 use super::dedup::{DedupWindow, Verdict, DEFAULT_DEDUP_WINDOW};
+use super::durable::{self, Read, Reading};
 use super::frame::{EventNames, Frame, FrameKind, RawEvent, ReadyError, ReadyInfo};
 use super::parser::ParseError;
-use super::profile::{Guarantee, ServerProfile, PLAIN_EPOCH};
+use super::profile::{Guarantee, ServerProfile};
 use super::time::Timestamp;
 
 /// Largest dedup window accepted, so a typo cannot reserve gigabytes.
@@ -181,6 +182,30 @@ impl SessionConfig {
                 "readyEvent, doneEvent and pingEvent must differ",
             ));
         }
+        if self.server_profile == ServerProfile::DurableStreams {
+            if !matches!(self.cursor_order, CursorOrder::Auto | CursorOrder::Opaque) {
+                return Err(invalid(
+                    "cursorOrder",
+                    "a Durable Stream's ids are positions the client names: leave it out",
+                ));
+            }
+            if self.contiguous_ids {
+                return Err(invalid(
+                    "contiguousIds",
+                    "a Durable Stream's offsets are not consecutive numbers",
+                ));
+            }
+            if self
+                .events
+                .as_ref()
+                .is_some_and(|e| e.iter().any(|e| e != durable::DATA_EVENT))
+            {
+                return Err(invalid(
+                    "events",
+                    "a Durable Stream's messages are all `data` frames: leave it out",
+                ));
+            }
+        }
         if let Some(events) = &self.events {
             if events.is_empty() {
                 return Err(invalid("events", "must name at least one event type"));
@@ -209,7 +234,7 @@ impl SessionConfig {
                 "must be non-empty and differ from cursorParam",
             ));
         }
-        if !self.server_profile.has_epochs() && self.from == StartFrom::Now {
+        if self.server_profile == ServerProfile::Plain && self.from == StartFrom::Now {
             return Err(invalid(
                 "from",
                 "\"now\" needs a server that snapshots its tail (protocol v1); a plain SSE \
@@ -220,11 +245,16 @@ impl SessionConfig {
             if resume.epoch.is_empty() {
                 return Err(invalid("resume", "the cursor's epoch must not be empty"));
             }
-            if !self.server_profile.has_epochs() && resume.epoch != PLAIN_EPOCH {
-                return Err(invalid(
-                    "resume",
-                    "a cursor of a plain SSE server has the epoch \"plain\"",
-                ));
+            if let Some(epoch) = self.server_profile.fixed_epoch() {
+                if resume.epoch != epoch {
+                    return Err(invalid(
+                        "resume",
+                        format!(
+                            "a cursor of a {} server has the epoch \"{epoch}\"",
+                            self.server_profile
+                        ),
+                    ));
+                }
             }
             let mut probe = DedupWindow::new(self.cursor_order, 1);
             probe
@@ -393,6 +423,9 @@ pub enum Error {
     NotEventStream,
     /// The application closed the stream before the server's first `ready`.
     Closed,
+    /// The server no longer has the stream's data at the cursor (HTTP 410: retention passed it,
+    /// or the stream was deleted): resuming would skip frames.
+    Gone,
 }
 
 impl fmt::Display for Error {
@@ -415,6 +448,9 @@ impl fmt::Display for Error {
                 f.write_str("the server answered with a content type other than text/event-stream")
             }
             Error::Closed => f.write_str("the stream was closed before the server joined it"),
+            Error::Gone => f.write_str(
+                "the server answered 410 Gone: it no longer has the stream's data at the cursor",
+            ),
         }
     }
 }
@@ -440,6 +476,8 @@ pub enum MalformedKind {
     BeforeStart,
     /// Bytes the event-stream parser had to discard (a line or an event over its limits).
     Unparsable(ParseError),
+    /// A Durable Streams event that is not a usable `data` or `control` event.
+    BadControl(&'static str),
 }
 
 /// An input the session could not use. It is reported whole, so nothing is lost silently.
@@ -473,6 +511,7 @@ impl fmt::Display for Malformed {
                 "a journaled frame at or before the tail the from=now stream started after",
             ),
             MalformedKind::Unparsable(e) => fmt::Display::fmt(e, f),
+            MalformedKind::BadControl(reason) => f.write_str(reason),
         }
     }
 }
@@ -571,6 +610,8 @@ struct Connection {
     /// When a reconnecting connection gives up waiting for `ready`.
     ready_deadline: Timestamp,
     last_activity: Timestamp,
+    /// How it reads a Durable Stream (that profile only).
+    reading: Option<Reading>,
 }
 
 #[derive(Clone, Debug)]
@@ -636,6 +677,11 @@ pub struct Session {
     epoch: Option<Arc<str>>,
     /// Connections without a cursor ask `from=now` until the first `ready`.
     from_now_pending: bool,
+    /// Durable Streams: the cursor and the offset right after it, when a `control` said so (a
+    /// reconnect then starts there instead of re-reading the batch the cursor is in).
+    resume_offset: Option<(String, String)>,
+    /// Durable Streams: the server's last `streamCursor`, echoed on the next request.
+    server_cursor: Option<String>,
     ever_ready: bool,
     started: Timestamp,
     link: Link,
@@ -650,7 +696,12 @@ impl Session {
     /// Starts a session at `now` and queues its first connection.
     pub fn new(config: SessionConfig, now: Timestamp) -> Result<Session, ConfigError> {
         config.validate()?;
-        let mut dedup = DedupWindow::new(config.cursor_order, config.dedup_window);
+        // A Durable Stream's ids name positions from several offsets: only exact ids compare.
+        let order = match config.server_profile {
+            ServerProfile::DurableStreams => CursorOrder::Opaque,
+            _ => config.cursor_order,
+        };
+        let mut dedup = DedupWindow::new(order, config.dedup_window);
         let (cursor, epoch) = match config.resume {
             Some(Cursor { id, epoch }) => {
                 dedup
@@ -658,11 +709,18 @@ impl Session {
                     .map_err(|e| invalid("resume", e.to_string()))?;
                 (Some(id), Some(Arc::from(epoch)))
             }
-            None => (None, None),
+            None => (
+                None,
+                // Frames of a Durable Stream may come before its join: their epoch is known.
+                (config.server_profile == ServerProfile::DurableStreams)
+                    .then(|| Arc::from(durable::DURABLE_EPOCH)),
+            ),
         };
         let mut session = Session {
             from_now_pending: config.from == StartFrom::Now && cursor.is_none(),
             profile: config.server_profile,
+            resume_offset: None,
+            server_cursor: None,
             names: config.names,
             wanted: config.events,
             cursor_param: config.cursor_param,
@@ -703,10 +761,14 @@ impl Session {
         };
         c.last_activity = now;
         let joined = c.ready;
-        if !self.profile.confirms_join() && !joined {
+        if let (true, false, Some(epoch)) = (
+            self.profile.joins_at_open(),
+            joined,
+            self.profile.fixed_epoch(),
+        ) {
             let info = ReadyInfo {
                 tail: None,
-                epoch: PLAIN_EPOCH.to_owned(),
+                epoch: epoch.to_owned(),
             };
             self.on_ready(info, now);
             self.report_state();
@@ -720,9 +782,14 @@ impl Session {
         };
         c.last_activity = now;
         let ready = c.ready;
+        if self.profile == ServerProfile::DurableStreams {
+            self.on_durable(raw, now);
+            self.report_state();
+            return;
+        }
         let kind = match self.names.classify(raw.event) {
             // Without join confirmations, an event named like `ready` is the server's own.
-            FrameKind::Ready if !self.profile.confirms_join() => FrameKind::Journaled,
+            FrameKind::Ready if self.profile.joins_at_open() => FrameKind::Journaled,
             kind => kind,
         };
         match kind {
@@ -734,6 +801,25 @@ impl Session {
             _ if !ready => self.malformed(MalformedKind::BeforeReady, raw),
             kind => self.on_journaled(kind, raw, now),
         }
+        self.report_state();
+    }
+
+    /// A journaled frame already read and named (a tab relaying its leader's frames): the same as
+    /// [`Session::handle_frame`], except that a Durable Stream's frame is not read as the wire's
+    /// `data` event again.
+    pub fn handle_relayed(&mut self, connection: ConnectionId, raw: RawEvent<'_>, now: Timestamp) {
+        if self.profile != ServerProfile::DurableStreams {
+            return self.handle_frame(connection, raw, now);
+        }
+        let Some(c) = self.active_mut(connection) else {
+            return;
+        };
+        c.last_activity = now;
+        let kind = match self.names.classify(raw.event) {
+            FrameKind::Done => FrameKind::Done,
+            _ => FrameKind::Journaled,
+        };
+        self.on_journaled(kind, raw, now);
         self.report_state();
     }
 
@@ -754,7 +840,10 @@ impl Session {
     /// URL it retries cannot carry the current epoch or drop a stale `from=now`.
     pub fn handle_error(&mut self, connection: ConnectionId, now: Timestamp) {
         if self.active_mut(connection).is_some() {
-            self.abandon(Interruption::TransportRetrying, now, None);
+            // `EventSource` shows a Durable Streams server's periodic close as an error.
+            let at_once = (self.profile == ServerProfile::DurableStreams && self.healthy(now))
+                .then_some(Duration::ZERO);
+            self.abandon(Interruption::TransportRetrying, now, at_once);
             self.report_state();
         }
     }
@@ -764,8 +853,14 @@ impl Session {
         if self.active_mut(connection).is_none() {
             return;
         }
+        let durable = self.profile == ServerProfile::DurableStreams;
         match why {
             Disconnect::Status { status: 204, .. } => self.fail(Error::Stopped),
+            Disconnect::Status { status: 410, .. } if durable => self.fail(Error::Gone),
+            // A Durable Streams server closes its responses every minute or so: go on at once.
+            Disconnect::Ended if durable && self.healthy(now) => {
+                self.abandon(Interruption::Closed(why), now, Some(Duration::ZERO));
+            }
             Disconnect::Status {
                 status: status @ (401 | 403),
                 ..
@@ -835,8 +930,10 @@ impl Session {
             Link::Active(c) if !c.ready && self.ever_ready && now >= c.ready_deadline => {
                 self.abandon(Interruption::NoReady, now, None);
             }
+            // A Durable Stream's catch-up streams before its join: its silence is a stall too.
             Link::Active(c)
-                if c.ready && now >= c.last_activity.saturating_add(self.heartbeat_timeout) =>
+                if (c.ready || c.reading.is_some())
+                    && now >= c.last_activity.saturating_add(self.heartbeat_timeout) =>
             {
                 self.stats.stalls += 1;
                 self.abandon(Interruption::Stalled, now, None);
@@ -884,6 +981,18 @@ impl Session {
         matches!(&self.link, Link::Active(c) if c.ready)
     }
 
+    /// A Durable Streams connection still catching up is taken as joined now (the application's
+    /// queue is full: it must read before the tail is reached). Returns whether it joined.
+    pub fn join_early(&mut self, now: Timestamp) -> bool {
+        let catching_up = self.profile == ServerProfile::DurableStreams
+            && matches!(&self.link, Link::Active(c) if !c.ready);
+        if catching_up {
+            self.join_durable(now);
+            self.report_state();
+        }
+        catching_up
+    }
+
     /// Whether the connection is paused for the application (see [`Session::pause_reader`]).
     pub fn reader_paused(&self) -> bool {
         matches!(self.link, Link::Paused)
@@ -919,6 +1028,9 @@ impl Session {
             Link::Stopped | Link::Paused => return None,
             Link::Waiting { until } => *until,
             Link::Active(c) if c.ready => c.last_activity.saturating_add(self.heartbeat_timeout),
+            Link::Active(c) if c.reading.is_some() => c
+                .ready_deadline
+                .min(c.last_activity.saturating_add(self.heartbeat_timeout)),
             Link::Active(c) => c.ready_deadline,
         };
         Some(initial.map_or(own, |initial| initial.min(own)))
@@ -979,6 +1091,15 @@ impl Session {
     /// transport (a tab taking over as leader) opens it with this.
     pub fn resume_query(&self) -> Vec<(String, String)> {
         let mut query = Vec::new();
+        if self.profile == ServerProfile::DurableStreams {
+            // Sorted by name, as the protocol recommends for caches.
+            if let Some(cursor) = &self.server_cursor {
+                query.push(("cursor".to_owned(), cursor.clone()));
+            }
+            query.push(("live".to_owned(), "sse".to_owned()));
+            query.push(("offset".to_owned(), self.reading().offset().to_owned()));
+            return query;
+        }
         if let Some(cursor) = &self.cursor {
             query.push((self.cursor_param.clone(), cursor.clone()));
             if let Some(epoch) = self.epoch.as_ref().filter(|_| self.profile.has_epochs()) {
@@ -988,6 +1109,37 @@ impl Session {
             query.push(("from".to_owned(), "now".to_owned()));
         }
         query
+    }
+
+    /// How a Durable Streams connection opened now reads: from the offset right after the cursor
+    /// when a `control` gave it, else from the cursor's own offset, skipping what it names.
+    fn reading(&self) -> Reading {
+        match (&self.cursor, &self.resume_offset) {
+            (Some(cursor), Some((at, offset))) if cursor == at => Reading::after(Some(offset)),
+            (Some(cursor), _) => Reading::after(Some(cursor)),
+            (None, _) if self.from_now_pending => Reading::live_only(),
+            (None, _) => Reading::after(None),
+        }
+    }
+
+    /// Whether connections carry the cursor in a `Last-Event-ID` header too (not to a Durable
+    /// Streams server: it reads only `offset`, and the header costs a CORS preflight).
+    pub fn sends_last_event_id(&self) -> bool {
+        self.profile != ServerProfile::DurableStreams
+    }
+
+    /// The query of a transport the shell opens now for the current connection (the first, or a
+    /// tab taking over from the leader tab's channel on the same connection): a Durable Streams
+    /// connection reads from where the stream stands now, not from where it stood when the
+    /// connection was first asked for.
+    pub fn connect_query(&mut self) -> Vec<(String, String)> {
+        if self.profile == ServerProfile::DurableStreams {
+            let reading = self.reading();
+            if let Link::Active(c) = &mut self.link {
+                c.reading = Some(reading);
+            }
+        }
+        self.resume_query()
     }
 
     /// Whether a connection opened now would ask for `from=now`: no cursor and no `ready` yet.
@@ -1024,6 +1176,7 @@ impl Session {
             from_now,
             ready_deadline: now.saturating_add(self.ready_timeout),
             last_activity: now,
+            reading: (self.profile == ServerProfile::DurableStreams).then(|| self.reading()),
         });
         self.commands.push_back(Command::Open(OpenRequest {
             connection: id,
@@ -1054,11 +1207,15 @@ impl Session {
     /// delivered a frame or stayed joined a while). A server that answers `ready` and hangs up at
     /// once (a cursor it will never serve past) must meet a growing delay, not a loop.
     fn settle_backoff(&mut self, now: Timestamp) {
-        if let Link::Active(c) = &self.link {
-            if c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)) {
-                self.backoff.reset();
-            }
+        if self.healthy(now) {
+            self.backoff.reset();
         }
+    }
+
+    /// Whether the current connection proved useful: joined, and it delivered a frame or lasted.
+    fn healthy(&self, now: Timestamp) -> bool {
+        matches!(&self.link, Link::Active(c)
+            if c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)))
     }
 
     fn stop(&mut self) {
@@ -1103,7 +1260,7 @@ impl Session {
             self.epoch = Some(Arc::from(info.epoch.as_str()));
         }
         // Only a `ready` says the journal is empty; a plain server's join says nothing of it.
-        self.joined_empty = self.profile.confirms_join() && info.tail.is_none();
+        self.joined_empty = self.profile == ServerProfile::Relay && info.tail.is_none();
         if starts_now && self.cursor.is_none() {
             if let Some(tail) = &info.tail {
                 // The start is where reconnects resume, not a delivery: the dedup window keeps it
@@ -1135,6 +1292,103 @@ impl Session {
         self.ever_ready = true;
         self.refreshed_since_ready = false;
         self.events.push_back(Event::Ready(info));
+    }
+
+    /// An event of a Durable Streams connection: messages become frames named by position, a
+    /// `control` moves the read on and may be the join or the end.
+    fn on_durable(&mut self, raw: RawEvent<'_>, now: Timestamp) {
+        match raw.event {
+            durable::DATA_EVENT => {
+                for message in durable::messages(raw.data) {
+                    let read = match &mut self.link {
+                        Link::Active(Connection {
+                            reading: Some(reading),
+                            ..
+                        }) => reading.message(),
+                        _ => return, // the connection ended on an earlier message (`done`)
+                    };
+                    match read {
+                        Read::Message(id) => self.on_journaled(
+                            FrameKind::Journaled,
+                            RawEvent {
+                                event: raw.event,
+                                id: Some(&id),
+                                data: message,
+                            },
+                            now,
+                        ),
+                        Read::Delivered => self.stats.duplicates += 1,
+                        // Before a live-only stream's start, as a protocol v1 server's tail.
+                        Read::BeforeStart => {}
+                    }
+                }
+            }
+            durable::CONTROL_EVENT => match durable::parse_control(raw.data) {
+                Ok(control) => self.on_control(control, now),
+                Err(reason) => self.malformed(MalformedKind::BadControl(reason), raw),
+            },
+            _ => self.malformed(
+                MalformedKind::BadControl("an event that is neither `data` nor `control`"),
+                raw,
+            ),
+        }
+    }
+
+    fn on_control(&mut self, control: durable::Control, now: Timestamp) {
+        let (ready_timeout, ever_ready) = (self.ready_timeout, self.ever_ready);
+        let Link::Active(c) = &mut self.link else {
+            return;
+        };
+        let Some(reading) = c.reading.as_mut() else {
+            return;
+        };
+        let (caught_up, started) = reading.control(&control);
+        let joined = c.ready;
+        // A long catch-up is progress, not a missing join.
+        c.ready_deadline = now.saturating_add(ready_timeout);
+        if !ever_ready {
+            self.started = now;
+        }
+        if control.cursor.is_some() {
+            self.server_cursor = control.cursor.clone();
+        }
+        let offset = control.next_offset;
+        if started && self.cursor.is_none() {
+            // A live-only read starts at its first control's offset, as at a `ready.tail`.
+            if self.dedup.start_after(&offset).is_ok() {
+                self.cursor = Some(offset.clone());
+                self.start = Some(offset.clone());
+            }
+        }
+        if caught_up {
+            if let Some(cursor) = &self.cursor {
+                self.resume_offset = Some((cursor.clone(), offset.clone()));
+            }
+        }
+        if control.closed {
+            let id = durable::closed_id(&offset);
+            let event = self.names.done.clone();
+            let raw = RawEvent {
+                event: &event,
+                id: Some(&id),
+                data: "",
+            };
+            if !joined {
+                self.join_durable(now);
+            }
+            self.on_journaled(FrameKind::Done, raw, now);
+        } else if control.up_to_date && !joined {
+            self.join_durable(now);
+        }
+    }
+
+    /// The first `control` that reached the live tail: the join.
+    fn join_durable(&mut self, now: Timestamp) {
+        let info = ReadyInfo {
+            tail: None,
+            epoch: durable::DURABLE_EPOCH.to_owned(),
+        };
+        self.on_ready(info, now);
     }
 
     /// For consecutive numeric ids: the hole between the cursor and `id`, if there is one.

@@ -1,7 +1,8 @@
 //! A protocol-v1 journal server, simulated: epochs of entries, and connections that join, send
 //! `ready` with the tail they snapshotted, replay after the cursor, then tail live entries, with
 //! faults decided per connection (a status instead of a stream, a slow join, a seam that repeats
-//! frames, a response cut after some frames, a stall).
+//! frames, a response cut after some frames, a stall). The same journal can be read as a Durable
+//! Stream (`render_durable`): offsets after each message, batches of `data` and a `control`.
 
 use std::collections::VecDeque;
 
@@ -104,6 +105,20 @@ impl Journal {
         let len = epoch.entries.len();
         let tail = |at: usize| (at > 0).then(|| epoch.entries[at - 1].id.clone());
         let same_epoch = request.epoch.as_deref().is_none_or(|e| e == epoch.name);
+        if let Some(offset) = &request.offset {
+            // A Durable Stream: `-1`, `now`, or the offset after that many messages. On a closed
+            // stream the read ends with the close (the `done` entry) at the latest.
+            let last = if self.done { len - 1 } else { len };
+            let at = match offset.as_str() {
+                "-1" => 0,
+                "now" => last,
+                o => o
+                    .strip_prefix('o')
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+            };
+            return (at.min(last), None);
+        }
         let start = match &request.cursor {
             Some(cursor) if same_epoch => epoch
                 .entries
@@ -139,6 +154,8 @@ pub struct Request {
     pub cursor: Option<String>,
     pub epoch: Option<String>,
     pub from_now: bool,
+    /// Durable Streams: the `offset` parameter.
+    pub offset: Option<String>,
 }
 
 impl Request {
@@ -149,6 +166,7 @@ impl Request {
                 "lastEventId" => request.cursor = Some(value.clone()),
                 "epoch" => request.epoch = Some(value.clone()),
                 "from" => request.from_now = value == "now",
+                "offset" => request.offset = Some(value.clone()),
                 _ => {}
             }
         }
@@ -282,6 +300,66 @@ impl Conn {
             return Some(Unit::Ping);
         }
         None
+    }
+
+    /// The offset of the position after `messages` messages.
+    pub fn offset(messages: usize) -> String {
+        format!("o{messages:08}")
+    }
+
+    /// `units` as a Durable Streams server sends them: each burst is one batch, its messages in
+    /// one or several `data` events (`split`), then a `control`; the `done` entry is the close.
+    pub fn render_durable(
+        journal: &Journal,
+        epoch: usize,
+        units: &[Unit],
+        next: usize,
+        split: bool,
+    ) -> Vec<String> {
+        let entries = &journal.epochs[epoch].entries;
+        if units.is_empty() {
+            return Vec::new(); // a stalled connection sends nothing, not even a control
+        }
+        let control = |offset: usize, extra: &str| {
+            format!(
+                "event: control\ndata: {{\"streamNextOffset\":\"{}\",\"streamCursor\":\"7\"{extra}}}\n\n",
+                Conn::offset(offset)
+            )
+        };
+        let mut out = Vec::new();
+        let mut batch: Vec<&str> = Vec::new();
+        let flush = |batch: &mut Vec<&str>, out: &mut Vec<String>| {
+            if batch.is_empty() {
+                return;
+            }
+            if split {
+                out.extend(
+                    batch
+                        .iter()
+                        .map(|m| format!("event: data\ndata: [{m}]\n\n")),
+                );
+            } else {
+                out.push(format!("event: data\ndata: [{}]\n\n", batch.join(",")));
+            }
+            batch.clear();
+        };
+        let up_to_date = next >= entries.len();
+        for unit in units {
+            match unit {
+                Unit::Entry(i) if entries[*i].event == "done" => {
+                    flush(&mut batch, &mut out);
+                    out.push(control(*i, ",\"streamClosed\":true"));
+                    return out;
+                }
+                Unit::Entry(i) => batch.push(&entries[*i].data),
+                Unit::Comment => out.push(": keep-alive\n\n".to_owned()),
+                Unit::Ready { .. } | Unit::Ping => {}
+            }
+        }
+        flush(&mut batch, &mut out);
+        let flag = if up_to_date { ",\"upToDate\":true" } else { "" };
+        out.push(control(next.min(entries.len()), flag));
+        out
     }
 
     /// The bytes of `unit` on the wire.

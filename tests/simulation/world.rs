@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sse_relay::core::{
     Action, ConnectionId, Limits, LockTicket, Peer, PeerConfig, RawEvent, ServerProfile,
-    SessionConfig, StartFrom, State, TabMessage, Timestamp, Transport, PLAIN_EPOCH, READER_STUCK,
+    SessionConfig, StartFrom, State, TabMessage, Timestamp, Transport, READER_STUCK,
 };
 
 use super::rng::Rng;
@@ -30,8 +30,9 @@ use super::server::{Conn, ConnFaults, IdMode, Journal, Request, Unit};
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub seed: u64,
-    /// Protocol v1, or a plain SSE server (no `ready`, no epochs, so no resets) that replays
-    /// after `Last-Event-ID`: with such a server the stream is still exactly once.
+    /// Protocol v1; a plain SSE server (no `ready`, no epochs, so no resets) that replays after
+    /// `Last-Event-ID`: with such a server the stream is still exactly once; or the same journal
+    /// read as a Durable Stream, batched differently on every connection and every burst.
     pub profile: ServerProfile,
     pub ids: IdMode,
     /// Tabs opened at the start.
@@ -54,10 +55,10 @@ impl Plan {
         Plan {
             seed,
             // Decided apart from the draws below, so a protocol-v1 seed keeps its schedule.
-            profile: if seed % 4 == 3 {
-                ServerProfile::Plain
-            } else {
-                ServerProfile::Relay
+            profile: match seed % 8 {
+                3 => ServerProfile::Plain,
+                7 => ServerProfile::DurableStreams,
+                _ => ServerProfile::Relay,
             },
             ids: if rng.chance(50) {
                 IdMode::Numeric
@@ -236,6 +237,8 @@ pub struct World {
 }
 
 const CALM_MS: u64 = 4_000;
+/// Most units a connection sends at once (a Durable Stream's batch is at most this many).
+const MAX_BURST: u64 = 12;
 /// Once faults stopped, a tab joins the server again this soon after the leader leaves (the
 /// silence window and a backoff draw or two, with a follower catching up first).
 const FAILOVER_BOUND_MS: u64 = 3_000;
@@ -362,7 +365,7 @@ impl World {
         } else {
             Transport::EventSource
         };
-        let from_now = self.rng.chance(40) && self.plan.profile == ServerProfile::Relay;
+        let from_now = self.rng.chance(40) && self.plan.profile != ServerProfile::Plain;
         let config = PeerConfig {
             session: SessionConfig {
                 server_profile: self.plan.profile,
@@ -626,7 +629,10 @@ impl World {
             0 => faults.status = Some([500, 503, 429, 404, 401][self.rng.pick(5)]),
             1 => faults.drop_after = Some(self.rng.range(0, 30) as u32),
             2 => faults.stall_after = Some(self.rng.range(0, 30) as u32),
-            3 => faults.seam = self.rng.range(1, 8) as usize,
+            // A Durable Streams server reads a log: it has no replay/live seam.
+            3 if self.plan.profile != ServerProfile::DurableStreams => {
+                faults.seam = self.rng.range(1, 8) as usize
+            }
             _ => {}
         }
         faults
@@ -704,7 +710,7 @@ impl World {
 
     fn send(&mut self, i: usize, id: ConnectionId) {
         let (ping, now) = (self.plan.ping_ms, self.now);
-        let burst = self.rng.range(1, 12);
+        let burst = self.rng.range(1, MAX_BURST);
         let Some(conn) = self.conns.get_mut(&(i, id.get())) else {
             return;
         };
@@ -751,15 +757,32 @@ impl World {
         }
         let cut = conn.faults.drop_after.is_some_and(|n| conn.sent >= n);
         let ends = conn.ending || cut;
+        let texts: Vec<String> = if self.plan.profile == ServerProfile::DurableStreams {
+            let split = self.rng.chance(50);
+            Conn::render_durable(&self.journal, epoch, &units, conn.next, split)
+        } else {
+            units
+                .iter()
+                .map(|unit| Conn::render(&self.journal, epoch, unit))
+                .collect()
+        };
+        self.note(|| {
+            format!(
+                "tab {i}: {id} gets {}",
+                short(&texts.concat().replace("\n", " "))
+            )
+        });
         match transport {
             Transport::EventSource => {
-                for unit in &units {
+                for text in &texts {
                     // The peer may have dropped the connection while handling an event.
                     if !self.conns.contains_key(&key) {
                         break;
                     }
-                    let text = Conn::render(&self.journal, epoch, unit);
-                    let (event, id_field, data) = parse_one(&text);
+                    if text.starts_with(':') {
+                        continue; // `EventSource` hides comments
+                    }
+                    let (event, id_field, data) = parse_one(text);
                     let raw = RawEvent {
                         event: &event,
                         id: id_field.as_deref(),
@@ -775,13 +798,13 @@ impl World {
             }
             Transport::Fetch => {
                 let mut bytes = Vec::new();
-                for unit in &units {
+                for text in &texts {
                     if self.rng.chance(5) {
                         bytes.extend_from_slice(
                             Conn::render(&self.journal, epoch, &Unit::Comment).as_bytes(),
                         );
                     }
-                    bytes.extend_from_slice(Conn::render(&self.journal, epoch, unit).as_bytes());
+                    bytes.extend_from_slice(text.as_bytes());
                 }
                 if let Some(conn) = self.conns.get_mut(&key) {
                     conn.bytes.extend_from_slice(&bytes);
@@ -890,9 +913,10 @@ impl World {
         event: &str,
         data: &str,
     ) -> Result<(), Failure> {
-        // A plain server has one journal, no epochs: its frames carry the client's constant.
-        let plain = self.plan.profile == ServerProfile::Plain && epoch == PLAIN_EPOCH;
-        let found = if plain {
+        // A plain server or a Durable Stream has one journal, no epochs: its frames carry the
+        // client's constant.
+        let fixed = self.plan.profile.fixed_epoch() == Some(epoch);
+        let found = if fixed {
             Some(0)
         } else {
             self.journal.epochs.iter().position(|x| x.name == epoch)
@@ -900,17 +924,31 @@ impl World {
         let Some(e) = found else {
             return Err(self.fail(format!("tab {i} took {id} of an unknown epoch {epoch:?}")));
         };
-        let Some(k) = self.journal.epochs[e]
-            .entries
-            .iter()
-            .position(|x| x.id == id)
-        else {
+        let entries = &self.journal.epochs[e].entries;
+        let position = if self.plan.profile == ServerProfile::DurableStreams {
+            durable_entry(id, entries.len())
+        } else {
+            entries.iter().position(|x| x.id == id)
+        };
+        let Some(k) = position else {
             return Err(self.fail(format!(
                 "tab {i} took {id} which epoch {epoch} does not hold"
             )));
         };
         let entry = &self.journal.epochs[e].entries[k];
-        if entry.event != event || entry.data != data {
+        let durable = self.plan.profile == ServerProfile::DurableStreams;
+        // A Durable Stream's messages are `data` frames; its close is the `done` frame.
+        let wire_event = match entry.event.as_str() {
+            "done" => "done",
+            _ if durable => "data",
+            other => other,
+        };
+        let wire_data = if durable && entry.event == "done" {
+            ""
+        } else {
+            &entry.data
+        };
+        if wire_event != event || wire_data != data {
             return Err(self.fail(format!("tab {i} took {id} with other content")));
         }
         let tab = &self.tabs[i];
@@ -922,8 +960,9 @@ impl World {
         };
         if !ok {
             return Err(self.fail(format!(
-                "tab {i} took entry {k} ({id}) of epoch {e} after {:?}: {}",
+                "tab {i} took entry {k} ({id}) of epoch {e} after {:?} (stats {:?}): {}",
                 tab.position,
+                tab.peer.stats(),
                 match tab.position {
                     Some((pe, pk)) if pe == e && k <= pk => "a duplicate or out of order",
                     Some((pe, _)) if pe > e => "an older epoch",
@@ -968,8 +1007,14 @@ impl World {
             // more handed in within the same step): a new period over the bound starts.
             let dipped = std::mem::take(&mut tab.dipped);
             let queued = tab.peer.queued();
-            let grew = queued > tab.last_queued;
+            let before = tab.last_queued;
+            let grew = queued > before;
             tab.last_queued = queued;
+            // A Durable Streams `data` event is a batch of messages, taken whole: the one that
+            // crosses the bound may carry it over by its size, and nothing comes after it.
+            let one_batch_over = self.plan.profile == ServerProfile::DurableStreams
+                && (before <= bound || dipped)
+                && queued <= bound + MAX_BURST as usize;
             if !tab.alive || queued <= bound {
                 tab.over_since = None;
                 continue;
@@ -981,7 +1026,7 @@ impl World {
                 tab.over_since = None;
             }
             let since = *tab.over_since.get_or_insert(self.now);
-            if grew && !(leading && self.now - since <= grace) {
+            if grew && !one_batch_over && !(leading && self.now - since <= grace) {
                 let tab = &self.tabs[i];
                 return Err(self.fail(format!(
                     "tab {i} ({:?}, {:?}) holds {} frames for its application, over its bound {bound}, since {since} ms",
@@ -1181,6 +1226,21 @@ impl World {
 }
 
 /// The fields of one rendered event.
+/// The journal entry a Durable Stream's frame id names: `<offset>,<k>` is the k-th message after
+/// the offset (`o<n>`: after n messages; `-1`: the beginning), `<offset>,closed` the close.
+fn durable_entry(id: &str, len: usize) -> Option<usize> {
+    let (offset, k) = id.rsplit_once(',')?;
+    if k == "closed" {
+        return len.checked_sub(1);
+    }
+    let base: usize = match offset {
+        "-1" => 0,
+        o => o.strip_prefix('o')?.parse().ok()?,
+    };
+    let k: usize = k.parse().ok()?;
+    (base + k).checked_sub(1).filter(|&i| i < len)
+}
+
 fn parse_one(text: &str) -> (String, Option<String>, String) {
     let (mut event, mut id, mut data) = ("message".to_owned(), None, String::new());
     for line in text.lines() {
@@ -1196,11 +1256,12 @@ fn parse_one(text: &str) -> (String, Option<String>, String) {
 }
 
 fn short(text: &str) -> String {
+    const LIMIT: usize = 300;
     let mut out = String::new();
-    for c in text.chars().take(140) {
+    for c in text.chars().take(LIMIT) {
         out.push(c);
     }
-    if text.len() > 140 {
+    if text.len() > LIMIT {
         let _ = write!(out, "… ({} bytes)", text.len());
     }
     out

@@ -343,6 +343,11 @@ impl<P> Peer<P> {
         if let (Some(id), Some(payload)) = (raw.id, payload) {
             self.arriving = Some((id.to_owned(), payload));
         }
+        // A Durable Stream's catch-up arriving at a full queue: joined now, and paused, so the
+        // batch is read again later instead of overfilling the queue.
+        if self.reader.len() >= self.limits.unpausable_high && self.session.join_early(now) {
+            self.pump(now);
+        }
         self.session.handle_frame(connection, raw, now);
         self.pump(now);
     }
@@ -708,13 +713,14 @@ impl<P> Peer<P> {
             Transport::Fetch => {
                 self.parser = Some((connection, SseParser::new()));
                 self.body_ended = false;
-                self.session.cursor_id().map(str::to_owned)
+                let cursor = self.session.cursor_id().map(str::to_owned);
+                cursor.filter(|_| self.session.sends_last_event_id())
             }
             Transport::EventSource => None,
         };
         self.actions.push_back(Action::Connect(Connect {
             connection,
-            query: self.session.resume_query(),
+            query: self.session.connect_query(),
             last_event_id,
         }));
     }
@@ -838,6 +844,19 @@ impl<P> Peer<P> {
     /// follows, bounded like any follower. Returns whether the session got
     /// something to do.
     fn pause_or_resume(&mut self, now: Timestamp) -> bool {
+        // A Durable Stream's catch-up comes before its join: once it fills the queue, it counts
+        // as joined, so the page can read (and the connection pause) before the tail is reached.
+        let full = self.limits.body_high.min(self.limits.unpausable_high);
+        let own = matches!(
+            &self.link,
+            Some(Link {
+                source: Source::Own,
+                ..
+            })
+        );
+        if own && self.reader.len() >= full && self.session.join_early(now) {
+            return true;
+        }
         let behind_too_long = self
             .behind_since
             .is_some_and(|since| now >= since.saturating_add(READER_STUCK));

@@ -177,11 +177,12 @@ impl<P> Peer<P> {
                 && continues(&self.session.cursor(), &after, &tail, &epoch, &frames) =>
             {
                 if complete {
+                    let fresh = after_cursor(&self.session.cursor(), &frames);
                     self.set_source(Source::Leader { welcomed: true });
                     self.session.handle_connected(id, now);
                     self.session
                         .handle_ready(id, ReadyInfo { tail, epoch }, now);
-                    self.feed(id, &frames, now);
+                    self.feed(id, &frames[fresh..], now);
                 } else if !own {
                     // Older than the leader's buffer: replay on our own connection.
                     self.connect_own();
@@ -211,6 +212,7 @@ impl<P> Peer<P> {
                             || heard_before.as_deref() == Some(c.id.as_str()))
                 });
                 if continuous {
+                    let fresh = after_cursor(&self.session.cursor(), &frames);
                     self.set_source(Source::Leader { welcomed: true });
                     if self.session.state() != State::Live {
                         // Our own connection had not joined yet: the leader's has, in `epoch`.
@@ -220,7 +222,7 @@ impl<P> Peer<P> {
                         };
                         self.session.handle_ready(id, ready, now);
                     }
-                    self.feed(id, &frames, now);
+                    self.feed(id, &frames[fresh..], now);
                 } else if sharing.hello_due(now) {
                     sharing.hello(self.session.cursor(), false, now, &mut self.actions);
                     sharing.silence_until = None;
@@ -255,7 +257,7 @@ impl<P> Peer<P> {
                 id: Some(&frame.id),
                 data: &frame.data,
             };
-            self.session.handle_frame(id, raw, now);
+            self.session.handle_relayed(id, raw, now);
         }
     }
 
@@ -376,6 +378,16 @@ impl<P> Peer<P> {
             }
         }
     }
+}
+
+/// Where the frames after `cursor` start in `frames` (all of them, if it is not among them): what
+/// precedes it was delivered, whatever name this tab knew it by (a Durable Stream's message may
+/// have been named from another offset here), so it is not handed to the session again.
+fn after_cursor(cursor: &Option<Cursor>, frames: &[Frame]) -> usize {
+    cursor
+        .as_ref()
+        .and_then(|c| frames.iter().position(|f| f.id == c.id))
+        .map_or(0, |at| at + 1)
 }
 
 /// Whether a welcome continues from `cursor` (this tab's position now): it answers a hello sent

@@ -3,7 +3,7 @@
 // package supports and the newest (scripts/package-checks.mjs). It is never run.
 import {
   RelayStream, ready, RelayError, RelayTimeoutError, RelayOptionsError, RelayAbortError,
-  RelayConnectError, RelayUnauthorizedError, RelayStoppedError, RelayContentTypeError,
+  RelayConnectError, RelayUnauthorizedError, RelayStoppedError, RelayContentTypeError, RelayGoneError,
   RelayLoadError,
 } from "sse-relay";
 import type {
@@ -65,6 +65,8 @@ async function everything(dispatch: () => Promise<void>): Promise<number> {
   console.log(state, role, cursor?.id, cursor?.epoch, epoch?.length, counted, guarantee);
   const plain = await RelayStream.open("/sse", { serverProfile: "plain", events: ["message"] });
   plain.close();
+  const durable = await RelayStream.open("/v1/stream/chat", { serverProfile: "durable-streams" });
+  durable.close();
 
   const onReady = (r: RelayEventMap["ready"]) => console.log(r.tail ?? "empty", r.epoch);
   stream.on("ready", onReady);
@@ -98,6 +100,7 @@ function explain(error: unknown): string {
   if (error instanceof RelayUnauthorizedError) return "sign in again";
   if (error instanceof RelayStoppedError) return "the server said stop";
   if (error instanceof RelayContentTypeError) return "not an event stream";
+  if (error instanceof RelayGoneError) return "the server no longer has the data";
   if (error instanceof RelayConnectError) return "bad URL";
   if (error instanceof RelayLoadError) return "the module did not load";
   if (error instanceof RelayError) {
