@@ -13,11 +13,8 @@
 //   GET  /streams/{key}/journal   every frame appended, as JSON (the truth)
 //   GET  /streams/{key}/stats     { connectionsTotal, connectionsOpen }
 import { createServer } from "node:http";
-import { createReadStream, existsSync, realpathSync, statSync } from "node:fs";
-import { extname, join, normalize } from "node:path";
 import { createSession } from "better-sse";
-
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json" };
+import { serveStatic } from "./static.mjs";
 
 class Stream {
   constructor() {
@@ -134,16 +131,4 @@ export async function startPlainServer({ root, keepAliveMs = 300 }) {
 function json(res, value) {
   res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
   res.end(JSON.stringify(value));
-}
-
-function serveStatic(root, pathname, res) {
-  const www = join(root, "www");
-  const path = normalize(join(www, decodeURIComponent(pathname)));
-  if (!path.startsWith(www) || !existsSync(path) || !statSync(path).isFile()) {
-    res.writeHead(404).end();
-    return;
-  }
-  const type = TYPES[extname(path)] ?? "application/octet-stream";
-  res.writeHead(200, { "content-type": type, "cache-control": "no-store" });
-  createReadStream(realpathSync(path)).pipe(res);
 }
