@@ -206,3 +206,34 @@ matrix(env, "61.4 Durable Streams server: 410 Gone rejects open() with RelayGone
   assert.equal(run.openError?.name, "RelayGoneError", JSON.stringify(run.openError));
   assert.equal(tab.streams.length, 1, "no retry after a 410");
 }, { transports: ["fetch"], control: "none: the status is what the package reports; an EventSource cannot see it" });
+
+// The reader's side of the Durable Streams client conformance cases (their test-cases/consumer/
+// read-sse.yaml) that apply to a page: existing data then new data on a text stream, an empty
+// stream reaching up-to-date, Unicode line separators kept inside a message, one leading space
+// stripped by the event-stream format. Offsets chosen by the caller and base64 (binary) streams
+// do not apply: the package keeps its own cursor, and hands a binary stream's base64 text as is.
+matrix(env, "61.5 Durable Streams server: the reader cases of its client conformance suite (text stream)", async (ctx, transport) => {
+  const empty = uniqueKey("ds-empty");
+  await fetch(streamUrl(empty), { method: "PUT", headers: { "content-type": "text/plain" } });
+  const idle = await ctx.relay({ url: streamUrl(empty), options: { key: empty, ...DURABLE, transport } });
+  await idle.until((run) => run.openedAt !== undefined || run.openError, null, { what: "open() on an empty stream" });
+  const atOpen = (await idle.run()).atOpen;
+  assert.equal(atOpen?.state, "live", "an empty stream is up to date at once");
+  assert.equal(atOpen?.stats.delivered, 0);
+
+  const key = uniqueKey("ds-text");
+  const text = { "content-type": "text/plain" };
+  await fetch(streamUrl(key), { method: "PUT", headers: text });
+  const appendText = (body, headers = text) => fetch(streamUrl(key), { method: "POST", headers, body });
+  const existing = ["existing1", "existing2", "  two leading spaces", "a\u0085b\u2028c\u2029d", "hello\u2028world"];
+  for (const body of existing) await appendText(body);
+  const tab = await ctx.relay({ url: streamUrl(key), options: { key, ...DURABLE, transport } });
+  await tab.until((run) => run.openedAt !== undefined || run.openError, null, { what: "open() to settle" });
+  await appendText("new-data");
+  await appendText("last", { ...text, "Stream-Closed": "true" });
+  await tab.until((run) => run.finished, null, { timeout: 20_000, what: "the text stream to finish" });
+  const run = await tab.run();
+  const want = ["existing1", "existing2", " two leading spaces", "a\u0085b\u2028c\u2029d", "hello\u2028world", "new-data", "last"];
+  assert.deepEqual(run.frames.slice(0, -1).map((f) => f.data), want);
+  assert.equal(run.frames.at(-1)?.event, "done");
+}, { control: "none: these are the protocol's own reader cases, not a failure a naive client shows" });
