@@ -1079,6 +1079,27 @@ fn frames_of_types_not_asked_for_are_counted_and_reported_not_dropped_silently()
     assert_eq!(s.stats().delivered, 3);
 }
 
+/// The next connection the session asks for.
+fn open(s: &mut Session) -> sse_relay::core::OpenRequest {
+    loop {
+        match s.poll_command() {
+            Some(Command::Open(open)) => return open,
+            Some(_) => {}
+            None => panic!("no open"),
+        }
+    }
+}
+
+/// The ids of the frames the session delivered since the last call (other events dropped).
+fn frame_ids(s: &mut Session) -> Vec<String> {
+    std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e {
+            Event::Frame(f) => Some(f.id),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A plain SSE server: the open response is the join, the cursor goes without an epoch, and the
 /// stream promises at most once.
 mod plain_profile {
@@ -1094,16 +1115,6 @@ mod plain_profile {
 
     fn frame<'a>(event: &'a str, id: Option<&'a str>, data: &'a str) -> RawEvent<'a> {
         RawEvent { event, id, data }
-    }
-
-    fn open(s: &mut Session) -> sse_relay::core::OpenRequest {
-        loop {
-            match s.poll_command() {
-                Some(Command::Open(open)) => return open,
-                Some(_) => {}
-                None => panic!("no open"),
-            }
-        }
     }
 
     fn drain(s: &mut Session) -> Vec<Event> {
@@ -1135,13 +1146,7 @@ mod plain_profile {
             frame("message", Some("2"), "x"),
             Timestamp::from_millis(5),
         );
-        let ids: Vec<String> = drain(&mut s)
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Frame(f) => Some(f.id),
-                _ => None,
-            })
-            .collect();
+        let ids = frame_ids(&mut s);
         assert_eq!(ids, ["1", "2"]);
         assert_eq!(
             s.cursor(),
@@ -1182,13 +1187,7 @@ mod plain_profile {
                 Timestamp::from_millis(10_002),
             );
         }
-        let ids: Vec<String> = drain(&mut s)
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Frame(f) => Some(f.id),
-                _ => None,
-            })
-            .collect();
+        let ids = frame_ids(&mut s);
         assert_eq!(ids, ["4"]);
         assert_eq!(s.stats().duplicates, 2);
         assert_eq!(s.stats().resets, 0, "a plain server has no epochs");
@@ -1264,16 +1263,6 @@ mod durable_streams_profile {
         SessionConfig {
             server_profile: ServerProfile::DurableStreams,
             ..quick_config()
-        }
-    }
-
-    fn open(s: &mut Session) -> sse_relay::core::OpenRequest {
-        loop {
-            match s.poll_command() {
-                Some(Command::Open(open)) => return open,
-                Some(_) => {}
-                None => panic!("no open"),
-            }
         }
     }
 
@@ -1380,7 +1369,7 @@ mod durable_streams_profile {
             event("control", &control("o196", r#","upToDate":true"#)),
             t(4),
         );
-        let ids: Vec<String> = frames(&mut s).into_iter().map(|f| f.0).collect();
+        let ids = frame_ids(&mut s);
         assert_eq!(
             ids,
             ["o189,2", "o189,3", "o189,4", "o189,5", "o189,6", "o189,7"]
@@ -1443,7 +1432,7 @@ mod durable_streams_profile {
             t(3),
         );
         s.handle_frame(first.connection, event("data", "[6]"), t(4));
-        let ids: Vec<String> = frames(&mut s).into_iter().map(|f| f.0).collect();
+        let ids = frame_ids(&mut s);
         assert_eq!(ids, ["0_5,1"]);
         s.handle_closed(first.connection, Disconnect::Ended, t(5));
         s.handle_timeout(t(10_000));
