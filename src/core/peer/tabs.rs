@@ -179,9 +179,11 @@ impl<P> Peer<P> {
                 if complete {
                     let fresh = after_cursor(&self.session.cursor(), &frames);
                     self.set_source(Source::Leader { welcomed: true });
-                    self.session.handle_connected(id, now);
+                    // The leader's join, then the link's start: a plain server's profile would
+                    // take the start for a join of its own and announce `ready` twice.
                     self.session
                         .handle_ready(id, ReadyInfo { tail, epoch }, now);
+                    self.session.handle_connected(id, now);
                     self.feed(id, &frames[fresh..], now);
                 } else if !own {
                     // Older than the leader's buffer: replay on our own connection.
