@@ -397,3 +397,120 @@ mod tab_messages {
         }
     }
 }
+
+/// A Durable Stream read by one session across cuts: the server batches every read differently
+/// (sizes drawn per batch), a connection may end anywhere (even between a batch's `data` and its
+/// `control`, leaving the cursor inside a batch), and the session resumes from its own query.
+mod durable_streams {
+    use super::*;
+    use sse_relay::core::ServerProfile;
+
+    /// One read: batch sizes to use in turn, and after how many events the server ends it.
+    #[derive(Clone, Debug)]
+    struct Read {
+        batches: Vec<usize>,
+        cut_after: usize,
+    }
+
+    fn read() -> impl Strategy<Value = Read> {
+        // A read ends after its first batch at the earliest: a server that never sends a
+        // `control` gives no offset to go on from, and no client can progress.
+        (prop::collection::vec(1usize..6, 1..6), 2usize..12)
+            .prop_map(|(batches, cut_after)| Read { batches, cut_after })
+    }
+
+    /// Moves the session's frames into `delivered` (`done` apart); returns its failures.
+    fn take(s: &mut Session, delivered: &mut Vec<String>, done: &mut bool) -> Vec<Event> {
+        let mut failed = Vec::new();
+        while let Some(event) = s.poll_event() {
+            match event {
+                Event::Frame(f) if f.event == "done" => *done = true,
+                Event::Frame(f) => delivered.push(f.data),
+                e @ Event::Failed(_) => failed.push(e),
+                _ => {}
+            }
+        }
+        failed
+    }
+
+    fn offset(position: usize) -> String {
+        format!("o{position:04}")
+    }
+
+    fn position(offset: &str) -> usize {
+        match offset {
+            "-1" => 0,
+            o => o[1..].parse().expect("an offset this server gave"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_batching_and_any_cut_deliver_each_message_once_in_order(
+            n in 0usize..40,
+            reads in prop::collection::vec(read(), 1..12),
+        ) {
+            let config = SessionConfig {
+                server_profile: ServerProfile::DurableStreams,
+                ..quick_config()
+            };
+            let mut now = 0u64;
+            let mut s = Session::new(config, Timestamp::from_millis(now)).unwrap();
+            let mut delivered: Vec<String> = Vec::new();
+            let mut done = false;
+            // Reads beyond the drawn ones never cut, so the stream always ends.
+            for r in 0..reads.len() + 2 {
+                let plan = reads.get(r).cloned().unwrap_or(Read { batches: vec![3], cut_after: usize::MAX });
+                let open = loop {
+                    match s.poll_command() {
+                        Some(Command::Open(open)) => break open,
+                        Some(_) => {}
+                        None => {
+                            let failed = take(&mut s, &mut delivered, &mut done);
+                            prop_assert!(failed.is_empty() && s.state() != State::Closed, "the stream ended: {failed:?}");
+                            let at = s.poll_timeout().expect("a reconnect is scheduled");
+                            now = now.max(at.as_millis());
+                            s.handle_timeout(Timestamp::from_millis(now));
+                        }
+                    }
+                };
+                let asked = open.query.iter().find(|(k, _)| k == "offset").map(|(_, v)| v.clone());
+                let mut at = position(&asked.expect("an offset"));
+                prop_assert!(at <= n, "asked offset {at} past the stream's {n} messages");
+                s.handle_connected(open.connection, Timestamp::from_millis(now));
+                let mut events = 0usize;
+                let mut b = 0usize;
+                while events < plan.cut_after {
+                    if at == n {
+                        let close = format!(r#"{{"streamNextOffset":"{}","streamClosed":true}}"#, offset(at));
+                        s.handle_frame(open.connection, RawEvent { event: "control", id: None, data: &close }, Timestamp::from_millis(now));
+                        break;
+                    }
+                    let size = plan.batches[b % plan.batches.len()].min(n - at);
+                    b += 1;
+                    let items: Vec<String> = (at..at + size).map(|m| m.to_string()).collect();
+                    let data = format!("[{}]", items.join(","));
+                    s.handle_frame(open.connection, RawEvent { event: "data", id: None, data: &data }, Timestamp::from_millis(now));
+                    at += size;
+                    events += 1;
+                    if events >= plan.cut_after {
+                        break; // cut between the batch and its control
+                    }
+                    let control = format!(r#"{{"streamNextOffset":"{}","upToDate":{}}}"#, offset(at), at == n);
+                    s.handle_frame(open.connection, RawEvent { event: "control", id: None, data: &control }, Timestamp::from_millis(now));
+                    events += 1;
+                }
+                let failed = take(&mut s, &mut delivered, &mut done);
+                prop_assert!(failed.is_empty(), "the stream failed: {failed:?}");
+                if done {
+                    break;
+                }
+                now += 300;
+                s.handle_closed(open.connection, Disconnect::Ended, Timestamp::from_millis(now));
+            }
+            let want: Vec<String> = (0..n).map(|m| m.to_string()).collect();
+            prop_assert_eq!(delivered, want);
+            prop_assert!(done, "the close ends the stream");
+        }
+    }
+}

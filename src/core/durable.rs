@@ -145,10 +145,15 @@ impl Reading {
             },
             Position::parse,
         );
+        Reading::at(position.offset, position.after)
+    }
+
+    /// A read from the real offset `offset` whose first `skip` messages were delivered already.
+    pub(crate) fn at(offset: String, skip: u64) -> Reading {
         Reading {
-            base: Some(position.offset),
+            base: Some(offset),
             count: 0,
-            skip: position.after,
+            skip,
         }
     }
 
@@ -179,16 +184,16 @@ impl Reading {
         }
     }
 
-    /// A `control`: counting starts over at its offset. Returns whether every message up to it
-    /// has been read (so the offset names the position after the last one delivered), and, for
-    /// a live-only read, whether this control placed its start.
-    pub(crate) fn control(&mut self, control: &Control) -> (bool, bool) {
+    /// A `control`: counting starts over at its offset. Returns how many messages after it were
+    /// delivered already (0 once the read has passed the cursor: the offset is then the position
+    /// right after the last message delivered), and, for a live-only read, whether this control
+    /// placed its start.
+    pub(crate) fn control(&mut self, control: &Control) -> (u64, bool) {
         let started = self.base.is_none();
-        let caught_up = self.count >= self.skip;
         self.skip = self.skip.saturating_sub(self.count);
         self.base = Some(control.next_offset.clone());
         self.count = 0;
-        (caught_up, started)
+        (self.skip, started)
     }
 }
 
@@ -217,7 +222,7 @@ mod tests {
             names(&mut r, 2),
             [Read::Message("-1,1".into()), Read::Message("-1,2".into())]
         );
-        assert_eq!(r.control(&control("0_10")), (true, false));
+        assert_eq!(r.control(&control("0_10")), (0, false));
         assert_eq!(r.message(), Read::Message("0_10,1".into()));
     }
 
@@ -230,7 +235,7 @@ mod tests {
             names(&mut r, 3),
             [Read::Delivered, Read::Delivered, Read::Delivered]
         );
-        assert_eq!(r.control(&control("0_13")), (false, false));
+        assert_eq!(r.control(&control("0_13")), (2, false));
         assert_eq!(
             names(&mut r, 4),
             [
@@ -240,7 +245,7 @@ mod tests {
                 Read::Message("0_13,4".into())
             ]
         );
-        assert_eq!(r.control(&control("0_17")), (true, false));
+        assert_eq!(r.control(&control("0_17")), (0, false));
     }
 
     #[test]
@@ -248,7 +253,7 @@ mod tests {
         let mut r = Reading::live_only();
         assert_eq!(r.offset(), "now");
         assert_eq!(r.message(), Read::BeforeStart);
-        assert_eq!(r.control(&control("0_20")), (true, true));
+        assert_eq!(r.control(&control("0_20")), (0, true));
         assert_eq!(r.message(), Read::Message("0_20,1".into()));
     }
 

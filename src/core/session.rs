@@ -677,9 +677,10 @@ pub struct Session {
     epoch: Option<Arc<str>>,
     /// Connections without a cursor ask `from=now` until the first `ready`.
     from_now_pending: bool,
-    /// Durable Streams: the cursor and the offset right after it, when a `control` said so (a
-    /// reconnect then starts there instead of re-reading the batch the cursor is in).
-    resume_offset: Option<(String, String)>,
+    /// Durable Streams: the cursor, the last offset a `control` gave at or before it, and how many
+    /// messages after that offset the cursor covers (a reconnect then starts there instead of
+    /// re-reading from the offset the cursor is named from).
+    resume_offset: Option<(String, String, u64)>,
     /// Durable Streams: the server's last `streamCursor`, echoed on the next request.
     server_cursor: Option<String>,
     ever_ready: bool,
@@ -1115,7 +1116,9 @@ impl Session {
     /// when a `control` gave it, else from the cursor's own offset, skipping what it names.
     fn reading(&self) -> Reading {
         match (&self.cursor, &self.resume_offset) {
-            (Some(cursor), Some((at, offset))) if cursor == at => Reading::after(Some(offset)),
+            (Some(cursor), Some((at, offset, skip))) if cursor == at => {
+                Reading::at(offset.clone(), *skip)
+            }
             (Some(cursor), _) => Reading::after(Some(cursor)),
             (None, _) if self.from_now_pending => Reading::live_only(),
             (None, _) => Reading::after(None),
@@ -1212,10 +1215,12 @@ impl Session {
         }
     }
 
-    /// Whether the current connection proved useful: joined, and it delivered a frame or lasted.
+    /// Whether the current connection proved useful: joined, and it delivered a frame or lasted;
+    /// or a Durable Stream's catch-up that delivered a frame before its join.
     fn healthy(&self, now: Timestamp) -> bool {
         matches!(&self.link, Link::Active(c)
-            if c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)))
+            if (c.ready && (c.delivered || now >= c.ready_at.saturating_add(HEALTHY_AFTER)))
+                || (c.reading.is_some() && c.delivered))
     }
 
     fn stop(&mut self) {
@@ -1299,6 +1304,7 @@ impl Session {
     fn on_durable(&mut self, raw: RawEvent<'_>, now: Timestamp) {
         match raw.event {
             durable::DATA_EVENT => {
+                self.durable_progress(now);
                 for message in durable::messages(raw.data) {
                     let read = match &mut self.link {
                         Link::Active(Connection {
@@ -1334,21 +1340,26 @@ impl Session {
         }
     }
 
+    /// A Durable Stream's catch-up is progress, not a missing join: the ready deadlines move on.
+    fn durable_progress(&mut self, now: Timestamp) {
+        if let Link::Active(c) = &mut self.link {
+            c.ready_deadline = now.saturating_add(self.ready_timeout);
+        }
+        if !self.ever_ready {
+            self.started = now;
+        }
+    }
+
     fn on_control(&mut self, control: durable::Control, now: Timestamp) {
-        let (ready_timeout, ever_ready) = (self.ready_timeout, self.ever_ready);
         let Link::Active(c) = &mut self.link else {
             return;
         };
         let Some(reading) = c.reading.as_mut() else {
             return;
         };
-        let (caught_up, started) = reading.control(&control);
+        let (skip, started) = reading.control(&control);
         let joined = c.ready;
-        // A long catch-up is progress, not a missing join.
-        c.ready_deadline = now.saturating_add(ready_timeout);
-        if !ever_ready {
-            self.started = now;
-        }
+        self.durable_progress(now);
         if control.cursor.is_some() {
             self.server_cursor = control.cursor.clone();
         }
@@ -1360,10 +1371,8 @@ impl Session {
                 self.start = Some(offset.clone());
             }
         }
-        if caught_up {
-            if let Some(cursor) = &self.cursor {
-                self.resume_offset = Some((cursor.clone(), offset.clone()));
-            }
+        if let Some(cursor) = &self.cursor {
+            self.resume_offset = Some((cursor.clone(), offset.clone(), skip));
         }
         if control.closed {
             let id = durable::closed_id(&offset);
