@@ -177,7 +177,7 @@ impl<P> Peer<P> {
                 && continues(&self.session.cursor(), &after, &tail, &epoch, &frames) =>
             {
                 if complete {
-                    let fresh = after_cursor(&self.session.cursor(), &frames);
+                    let fresh = after_cursor(&self.session.cursor(), &epoch, &frames);
                     self.set_source(Source::Leader { welcomed: true });
                     // The leader's join, then the link's start: a plain server's profile would
                     // take the start for a join of its own and announce `ready` twice.
@@ -214,7 +214,7 @@ impl<P> Peer<P> {
                             || heard_before.as_deref() == Some(c.id.as_str()))
                 });
                 if continuous {
-                    let fresh = after_cursor(&self.session.cursor(), &frames);
+                    let fresh = after_cursor(&self.session.cursor(), &epoch, &frames);
                     self.set_source(Source::Leader { welcomed: true });
                     if self.session.state() != State::Live {
                         // Our own connection had not joined yet: the leader's has, in `epoch`.
@@ -382,12 +382,14 @@ impl<P> Peer<P> {
     }
 }
 
-/// Where the frames after `cursor` start in `frames` (all of them, if it is not among them): what
-/// precedes it was delivered, whatever name this tab knew it by (a Durable Stream's message may
-/// have been named from another offset here), so it is not handed to the session again.
-fn after_cursor(cursor: &Option<Cursor>, frames: &[Frame]) -> usize {
+/// Where the frames after `cursor` start in `frames`, of `epoch` (all of them, if it is not among
+/// them): what precedes it was delivered, whatever name this tab knew it by (a Durable Stream's
+/// message may have been named from another offset here), so it is not handed to the session
+/// again. An id of another epoch is another frame (ids restart after a reset).
+fn after_cursor(cursor: &Option<Cursor>, epoch: &str, frames: &[Frame]) -> usize {
     cursor
         .as_ref()
+        .filter(|c| c.epoch == epoch)
         .and_then(|c| frames.iter().position(|f| f.id == c.id))
         .map_or(0, |at| at + 1)
 }
