@@ -28,7 +28,7 @@ const step = (what, body) => {
   }
 };
 
-// Gzipped bytes of wasm + JS as shipped: 82,535 when set (issue 17's profiles included); the target
+// Gzipped bytes of wasm + JS as shipped: 82,614 when set (issue 17's profiles included); the target
 // of issue 16 is 40 KB.
 const SIZE_BUDGET = 83_000;
 
