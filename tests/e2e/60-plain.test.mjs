@@ -110,6 +110,19 @@ matrix(env, "60.2 plain server (better-sse): 3 tabs share one connection; the le
 });
 
 matrix(env, "60.3 plain server without a journal: a cut loses frames, reported as a gap, never silently", async (ctx) => {
+  await ctx.control(async () => {
+    const key = uniqueKey("plain-nojournal-naive");
+    const tab = await ctx.naive({
+      url: path(env.plain.eventsUrl(key, { replay: 0, cutAfter: 50, cuts: 1 })),
+      events: ["token"],
+      dispatch: path(env.plain.turnUrl(key, { tokens: 600, intervalMs: 5 })),
+    });
+    const journal = await journalDone(key);
+    await tab.until((run) => run.done, null, { timeout: 30_000, what: "the naive page to see done" });
+    const cmp = compare(pick((await tab.run()).frames), journal);
+    // The naive page has no way to say anything went missing: the loss is silent.
+    return { failed: cmp.missing.length > 0, detail: `the browser's reconnect: ${cmp.summary}, nothing reported` };
+  });
   const key = uniqueKey("plain-nojournal");
   const tab = await ctx.relay({
     url: path(env.plain.eventsUrl(key, { replay: 0, cutAfter: 50, cuts: 1 })),
@@ -132,4 +145,4 @@ matrix(env, "60.3 plain server without a journal: a cut loses frames, reported a
   assert.ok(gaps.length >= 1 && run.final.stats.gaps === gaps.length, `gap events ${JSON.stringify(gaps)}, stats.gaps ${run.final.stats.gaps}`);
   assert.equal(gaps[0].arg.after, "50", "the hole starts after the last frame of the cut response");
   assert.ok(tab.console.some((line) => line.includes("this stream is at-most-once")), "the page was warned when the stream opened");
-}, { control: "none: documents a limit of servers without a journal; no client can recover frames the server never replays" });
+});

@@ -174,6 +174,17 @@ matrix(env, "61.2 Durable Streams server: 3 tabs share one connection; the leade
 });
 
 matrix(env, "61.3 Durable Streams server: late attach to a closed stream, and a live-only start", async (ctx, transport) => {
+  await ctx.control(async () => {
+    const key = uniqueKey("ds-late-naive");
+    await create(key);
+    await produce(key, 50);
+    const want = await contents(key);
+    // The closed stream's response ends; the browser reconnects to the same URL, offset -1 again.
+    const tab = await ctx.naive({ url: `${streamUrl(key)}?offset=-1&live=sse`, events: ["data"] });
+    await tab.within((run, arg) => run.frames.reduce((n, f) => n + JSON.parse(f.data).length, 0) > arg, want.length, 10_000);
+    const rendered = (await tab.run()).frames.reduce((n, f) => n + JSON.parse(f.data).length, 0);
+    return { failed: rendered > want.length, detail: `late attach with EventSource: ${rendered} messages rendered for ${want.length}` };
+  });
   const late = uniqueKey("ds-late");
   await create(late);
   await produce(late, 50);
@@ -193,7 +204,7 @@ matrix(env, "61.3 Durable Streams server: late attach to a closed stream, and a 
   assert.deepEqual(run.frames.slice(0, -1).map((f) => f.data), want, "only what was appended after open()");
   assert.equal(run.frames.at(-1)?.event, "done");
   assert.equal(new URL(live.streams[0].url).searchParams.get("offset"), "now");
-}, { control: "none: a naive EventSource gets the same history from offset -1; the point is the package's own start" });
+});
 
 matrix(env, "61.4 Durable Streams server: 410 Gone rejects open() with RelayGoneError", async (ctx) => {
   const key = uniqueKey("ds-gone");
