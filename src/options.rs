@@ -50,8 +50,8 @@ impl Credentials {
 /// camelCase forms (`readyTimeoutMs` for `ready_timeout_ms`).
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// What the server speaks: `relay` (protocol v1, the default) or `plain` (a `Last-Event-ID`
-    /// server without `ready`: at most once, see [`ServerProfile::Plain`]).
+    /// What the server speaks: `relay` (protocol v1, the default), `plain` (a `Last-Event-ID`
+    /// server without `ready`: at most once, see [`ServerProfile::Plain`]) or `durable-streams`.
     pub server_profile: ServerProfile,
     /// Stream key (storage, cross-tab); default: the absolute stream URL.
     pub key: Option<String>,
@@ -283,7 +283,10 @@ impl Options {
     /// (a Durable Streams server's own two, whatever `events` says).
     pub fn listened_events(&self) -> Vec<String> {
         if self.server_profile == ServerProfile::DurableStreams {
-            return vec!["data".to_owned(), "control".to_owned()];
+            return vec![
+                crate::core::DURABLE_DATA_EVENT.to_owned(),
+                crate::core::DURABLE_CONTROL_EVENT.to_owned(),
+            ];
         }
         let mut all = self.events.clone().unwrap_or_default();
         for name in [&self.ready_event, &self.done_event, &self.ping_event] {

@@ -48,6 +48,9 @@ pub use tabs::{
 };
 pub use time::Timestamp;
 
+pub(crate) use durable::{
+    CONTROL_EVENT as DURABLE_CONTROL_EVENT, DATA_EVENT as DURABLE_DATA_EVENT,
+};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use tabs::{cursor_from_json, cursor_to_json};
 #[cfg(target_arch = "wasm32")]
