@@ -268,6 +268,7 @@ impl<P> Peer<P> {
                     from_epoch_start,
                     resumed_after,
                     config.limits.tab_buffer,
+                    config.limits.unpausable_high,
                 )
             }),
             reader: Reader::new(),

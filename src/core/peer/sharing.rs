@@ -84,6 +84,11 @@ pub(crate) struct Sharing {
     /// server events becomes one channel message.
     outgoing: Vec<Frame>,
     outgoing_epoch: String,
+    /// Most frames in one `frames` message: an eighth of a follower's pause bound, so a follower
+    /// that keeps reading takes every message whole and never pauses for a message's size,
+    /// however large the bursts of the leader's connection; never below 64, so tiny bounds do
+    /// not turn a burst into a flood of one-frame messages.
+    message_frames: usize,
     pub(crate) publish_at: Option<Timestamp>,
     pub(crate) ping_at: Option<Timestamp>,
     pub(crate) silence_until: Option<Timestamp>,
@@ -104,6 +109,7 @@ impl Sharing {
         from_epoch_start: bool,
         resumed_after: Option<String>,
         buffer: usize,
+        follower_pause: usize,
     ) -> Sharing {
         Sharing {
             me,
@@ -120,6 +126,7 @@ impl Sharing {
             followers: false,
             outgoing: Vec::new(),
             outgoing_epoch: String::new(),
+            message_frames: (follower_pause / 8).max(64),
             publish_at: None,
             ping_at: None,
             silence_until: None,
@@ -246,7 +253,10 @@ impl Sharing {
             start,
         );
         self.buffer.push(frame.clone(), epoch, previous);
-        self.last_delivered = Some(frame.id.clone());
+        match self.last_delivered.as_mut() {
+            Some(id) => id.clone_from(&frame.id), // reuses the buffer: no allocation per frame
+            None => self.last_delivered = Some(frame.id.clone()),
+        }
         if self.leading && self.followers {
             if self.outgoing_epoch != epoch {
                 self.publish(out); // a message carries the frames of one epoch
@@ -254,6 +264,9 @@ impl Sharing {
             }
             self.outgoing.push(frame.clone());
             self.publish_at.get_or_insert(now);
+            if self.outgoing.len() >= self.message_frames {
+                self.publish(out);
+            }
         }
     }
 
@@ -437,5 +450,41 @@ fn previous<'a>(
         (None, None) => resumed_after
             .as_deref()
             .map_or(Previous::Unknown, Previous::Id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A leader's burst (a `fetch` chunk of thousands of frames) goes out in messages a follower
+    /// can take whole: never more than an eighth of its pause bound each, in order, none lost.
+    #[test]
+    fn a_burst_is_published_in_messages_below_a_followers_pause_bound() {
+        let mut sharing = Sharing::new("me".into(), true, None, 8192, 8192);
+        sharing.leading = true;
+        sharing.followers = true;
+        let mut out = VecDeque::new();
+        let now = Timestamp::from_millis(0);
+        for n in 1..=2500 {
+            let frame = Frame {
+                id: n.to_string(),
+                event: "token".into(),
+                data: "{}".into(),
+            };
+            sharing.delivered(&frame, "e1", None, now, &mut out);
+        }
+        sharing.publish(&mut out);
+        let mut sizes = Vec::new();
+        let mut ids = Vec::new();
+        for action in out {
+            if let Action::Post(TabMessage::Frames { frames, .. }) = action {
+                sizes.push(frames.len());
+                ids.extend(frames.into_iter().map(|f| f.id));
+            }
+        }
+        assert_eq!(sizes, [1024, 1024, 452]);
+        let expected: Vec<String> = (1..=2500).map(|n: u32| n.to_string()).collect();
+        assert_eq!(ids, expected);
     }
 }
