@@ -30,6 +30,18 @@ impl JsonValue {
             _ => None,
         }
     }
+
+    /// [`JsonValue::get`], moving the value out (`Null` is left in its place).
+    pub(crate) fn take(&mut self, key: &str) -> Option<JsonValue> {
+        match self {
+            JsonValue::Object(members) => members
+                .iter_mut()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| std::mem::replace(v, JsonValue::Null)),
+            _ => None,
+        }
+    }
 }
 
 /// Why a payload is not JSON, and where.
@@ -125,6 +137,20 @@ impl Reader<'_> {
     /// The input from the current position.
     fn rest(&self) -> &[u8] {
         self.bytes.get(self.pos..).unwrap_or_default()
+    }
+
+    /// The length in bytes of the string body from here to its closing quote (or to the end).
+    fn escaped_len(&self) -> usize {
+        let rest = self.rest();
+        let mut at = 0;
+        while let Some(&b) = rest.get(at) {
+            match b {
+                b'"' => break,
+                b'\\' => at += 2,
+                _ => at += 1,
+            }
+        }
+        at.min(rest.len())
     }
 
     fn peek(&self) -> Option<u8> {
@@ -288,7 +314,9 @@ impl Reader<'_> {
 
     fn string(&mut self) -> Result<String, JsonError> {
         self.pos += 1; // opening quote
-        let mut out = String::new();
+                       // A string's escaped length bounds its decoded one: one allocation, however many escapes
+                       // (frames on the tabs' channel carry JSON data, a `\"` every few bytes).
+        let mut out = String::with_capacity(self.escaped_len());
         loop {
             // Copy the run of plain characters in one go; the input is a &str, so any run that
             // stops at an ASCII '"' or '\\' ends on a char boundary.
