@@ -132,12 +132,27 @@ export interface FrameIterator {
   [Symbol.asyncIterator](): FrameIterator;
 }
 
+/**
+ * What `stream.batches()` returns: each step gives every frame that arrived since the last (at
+ * least one), in order; leaving a `for await` loop early closes the stream.
+ */
+export interface BatchIterator {
+  next(): Promise<IteratorResult<Frame[], undefined>>;
+  return(): Promise<IteratorResult<Frame[], undefined>>;
+  [Symbol.asyncIterator](): BatchIterator;
+}
+
 /** A stream of journaled frames: exactly once, in order, across reconnects and tabs. */
 export declare class RelayStream {
   private constructor();
   /** Resolves once the server's `ready` frame confirms its join; rejects with a typed error. */
   static open(url: string | URL, options?: RelayOptions): Promise<RelayStream>;
   [Symbol.asyncIterator](): FrameIterator;
+  /**
+   * The frames in batches, for `for await`: one step per burst instead of one per frame; the
+   * cursor moves past a whole batch when it is handed over. Read a stream through one iterator.
+   */
+  batches(): BatchIterator;
   readonly state: RelayState;
   readonly role: RelayRole;
   /** The last frame the page took, with its epoch; `null` before the first. */

@@ -51,11 +51,15 @@ if (typeof Symbol.dispose === "symbol") RelayStream.prototype[Symbol.dispose] = 
 
 // An iterator keeps its stream alive: a loop over `await RelayStream.open(...)` holds no other
 // reference to it, and a collected stream closes.
-const iterate = RelayStream.prototype[Symbol.asyncIterator];
-RelayStream.prototype[Symbol.asyncIterator] = function frames() {
-  const iterator = iterate.call(this);
-  Object.defineProperty(iterator, "stream", { value: this });
-  return iterator;
-};
+for (const [key, name] of [[Symbol.asyncIterator, "frames"], ["batches", "batches"]]) {
+  const iterate = RelayStream.prototype[key];
+  RelayStream.prototype[key] = {
+    [name]() {
+      const iterator = iterate.call(this);
+      Object.defineProperty(iterator, "stream", { value: this });
+      return iterator;
+    },
+  }[name];
+}
 
 export { RelayStream };

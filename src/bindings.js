@@ -28,45 +28,32 @@ export function framesFromText(text, lengths, made) {
   return frames;
 }
 
-/** The async iterator over `source`'s frames. */
-export function frameIterator(source) {
-  let batch = [];
-  let at = 0;
-  let finished = false;
-
-  // A pulled frame moves the cursor only when it is handed to the page.
-  const hand = () => {
-    source.took();
-    return { value: batch[at++], done: false };
-  };
-
-  async function wait() {
-    for (;;) {
-      if (at < batch.length) return hand();
-      if (finished) return END;
-      // Throws the stream's failure, once.
-      const pulled = source.pull();
-      if (pulled === null) {
-        finished = true;
-        return END;
-      }
-      if (pulled !== undefined) {
-        batch = pulled;
-        at = 0;
-        continue;
-      }
-      await new Promise((resolve) => source.wait(resolve));
-    }
+/**
+ * The next batch of `source`'s frames (an array, not yet taken), or `null` at the end; waits
+ * while there is none. Throws the stream's failure, once.
+ */
+async function pullBatch(source) {
+  for (;;) {
+    const pulled = source.pull();
+    if (pulled !== undefined) return pulled;
+    await new Promise((resolve) => source.wait(resolve));
   }
+}
 
+/** An async iterator whose `next` is `step` until the end; `return` closes the stream. */
+function iterator(source, step, reset) {
+  let finished = false;
+  const ended = () => {
+    finished = true;
+    reset();
+    return END;
+  };
   return {
     next() {
-      return at < batch.length ? Promise.resolve(hand()) : wait();
+      return finished ? Promise.resolve(END) : step(ended);
     },
     return() {
-      finished = true;
-      batch = [];
-      at = 0;
+      ended();
       source.close();
       return Promise.resolve(END);
     },
@@ -74,6 +61,41 @@ export function frameIterator(source) {
       return this;
     },
   };
+}
+
+/** The async iterator over `source`'s frames, one at a time. */
+export function frameIterator(source) {
+  let batch = [];
+  let at = 0;
+  // A pulled frame moves the cursor only when it is handed to the page.
+  const hand = () => {
+    source.took(1);
+    return { value: batch[at++], done: false };
+  };
+  const step = async (ended) => {
+    if (at >= batch.length) {
+      const pulled = await pullBatch(source);
+      if (pulled === null) return ended();
+      batch = pulled;
+      at = 0;
+    }
+    return hand();
+  };
+  const reset = () => {
+    batch = [];
+    at = 0;
+  };
+  return iterator(source, (ended) => (at < batch.length ? Promise.resolve(hand()) : step(ended)), reset);
+}
+
+/** The async iterator over `source`'s frames, every frame that arrived since the last step at once. */
+export function batchIterator(source) {
+  return iterator(source, async (ended) => {
+    const pulled = await pullBatch(source);
+    if (pulled === null) return ended();
+    source.took(pulled.length);
+    return { value: pulled, done: false };
+  }, () => {});
 }
 
 // ---------------------------------------------------------------------------------------------

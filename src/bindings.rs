@@ -76,6 +76,10 @@ export interface RelayError extends Error { name: RelayErrorName; option?: strin
 export interface FrameIterator extends AsyncIterableIterator<Frame, undefined, undefined> {
   return(): Promise<IteratorResult<Frame, undefined>>;
 }
+/** What `stream.batches()` returns: every frame that arrived since the last step, in order. */
+export interface BatchIterator extends AsyncIterableIterator<Frame[], undefined, undefined> {
+  return(): Promise<IteratorResult<Frame[], undefined>>;
+}
 export interface RelayStream {
   on<K extends keyof RelayEventMap>(type: K, listener: (event: RelayEventMap[K]) => void): void;
   off<K extends keyof RelayEventMap>(type: K, listener: (event: RelayEventMap[K]) => void): void;
@@ -94,6 +98,8 @@ pub struct JsRelayStream {
 extern "C" {
     #[wasm_bindgen(js_name = frameIterator)]
     fn frame_iterator(source: FrameSource) -> JsValue;
+    #[wasm_bindgen(js_name = batchIterator)]
+    fn batch_iterator(source: FrameSource) -> JsValue;
     #[wasm_bindgen(js_name = framesFromText)]
     fn frames_from_text(text: &str, lengths: &[u32], made: JsValue) -> JsValue;
     #[wasm_bindgen(js_name = makeError)]
@@ -104,8 +110,8 @@ extern "C" {
 ///
 /// Frames cross to JavaScript in batches: every frame queued since the last look, as one string
 /// and its lengths, which JavaScript slices into frame objects. That keeps the per-frame cost of
-/// the boundary at one call without arguments (`took`, which moves the cursor) when frames come
-/// in bursts, as they do from `fetch` and from a leader tab.
+/// the boundary at one call (`took`, which moves the cursor) when frames come in bursts, as they
+/// do from `fetch` and from a leader tab; `batches()` hands a whole batch on with one `took`.
 #[wasm_bindgen(skip_typescript)]
 pub struct FrameSource {
     handle: Handle,
@@ -151,11 +157,15 @@ impl JsRelayStream {
         unchecked_return_type = "FrameIterator"
     )]
     pub fn async_iterator(&self) -> JsValue {
-        frame_iterator(FrameSource {
-            handle: self.stream.handle().clone(),
-            text: RefCell::default(),
-            lengths: RefCell::default(),
-        })
+        frame_iterator(self.frame_source())
+    }
+
+    /// The stream's frames in batches, for `for await`: each step gives every frame that has
+    /// arrived since the last (at least one), in order, and the cursor moves past all of them.
+    /// Leaving the loop early closes the stream. Read a stream through one iterator only.
+    #[wasm_bindgen(unchecked_return_type = "BatchIterator")]
+    pub fn batches(&self) -> JsValue {
+        batch_iterator(self.frame_source())
     }
 
     /// `"connecting"`, `"live"`, `"reconnecting"` or `"closed"`.
@@ -222,6 +232,16 @@ impl JsRelayStream {
     }
 }
 
+impl JsRelayStream {
+    fn frame_source(&self) -> FrameSource {
+        FrameSource {
+            handle: self.stream.handle().clone(),
+            text: RefCell::default(),
+            lengths: RefCell::default(),
+        }
+    }
+}
+
 #[wasm_bindgen]
 impl FrameSource {
     /// Every frame queued that the iterator has not been shown, as an array (each then `took`);
@@ -265,9 +285,9 @@ impl FrameSource {
         }
     }
 
-    /// The iterator handed on the oldest frame it pulled: the cursor moves past it.
-    pub fn took(&self) {
-        self.handle.take_shown();
+    /// The iterator handed on the `count` oldest frames it pulled: the cursor moves past them.
+    pub fn took(&self, count: u32) {
+        self.handle.take_shown(count);
     }
 
     /// Calls `wake` once `pull` has something to return.

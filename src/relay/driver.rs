@@ -241,9 +241,17 @@ impl Handle {
     }
 
     #[cfg(feature = "js")]
-    /// The reader handed on the oldest frame it was shown: the cursor moves past it.
-    pub(crate) fn take_shown(&self) {
-        let _ = self.0.driver.borrow_mut().peer.take(clock::now());
+    /// The reader handed on the `count` oldest frames it was shown: the cursor moves past them.
+    pub(crate) fn take_shown(&self, count: u32) {
+        {
+            let now = clock::now();
+            let peer = &mut self.0.driver.borrow_mut().peer;
+            for _ in 0..count {
+                if peer.take(now).is_none() {
+                    break;
+                }
+            }
+        }
         self.drive();
     }
 

@@ -1,7 +1,8 @@
 // Scenario 4: the replay/live overlap. The page attaches mid-turn, so the server
 // replays the journal and then tails live frames; `dupSeam=5` sends the last 5 replayed frames again
 // at the seam, as if they also came live. The relay drops them by id: every frame once and
-// `stats.duplicates` >= 1. The naive page renders them twice.
+// `stats.duplicates` >= 1, read frame by frame and through `stream.batches()`. The naive page
+// renders them twice.
 import assert from "node:assert/strict";
 import { compare, pick, matrix, suite, uniqueKey } from "./harness.mjs";
 
@@ -38,9 +39,15 @@ matrix(env, "4 replay/live overlap: dupSeam=5 on a mid-turn attach", async (ctx)
     }
   });
 
+  // Read frame by frame, then the same again through `stream.batches()`.
+  for (const batches of [false, true]) await relayAttach(ctx, batches);
+});
+
+async function relayAttach(ctx, batches) {
+  const read = batches ? "batches" : "frames";
   for (let attempt = 1; ; attempt++) {
-    const key = await midTurn(ctx, "seam-relay");
-    const tab = await ctx.relay({ url: `/streams/${key}/events?dupSeam=${SEAM}`, options: { key, events: ["token"] }, listenEarly: true });
+    const key = await midTurn(ctx, `seam-relay-${read}`);
+    const tab = await ctx.relay({ url: `/streams/${key}/events?dupSeam=${SEAM}`, options: { key, events: ["token"] }, listenEarly: true, batches });
     await tab.until((run) => run.finished, null, { timeout: 15_000, what: "the relay stream to finish" });
     const run = await tab.run();
     assert.equal(run.openError, undefined, `open() rejected: ${JSON.stringify(run.openError)}`);
@@ -49,12 +56,17 @@ matrix(env, "4 replay/live overlap: dupSeam=5 on a mid-turn attach", async (ctx)
     assert.ok(cmp.exact, `relay transcript: ${cmp.summary}`);
     const tail = run.events.find((e) => e.type === "ready")?.arg.tail;
     if (tail === journal.at(-1).id && attempt < ATTEMPTS) continue; // joined after the turn: no seam
-    ctx.figure("attempts", attempt);
-    ctx.figure("readyTail", tail);
-    ctx.figure("duplicatesDropped", run.final.stats.duplicates);
+    ctx.figure(`${read}.attempts`, attempt);
+    ctx.figure(`${read}.readyTail`, tail);
+    ctx.figure(`${read}.duplicatesDropped`, run.final.stats.duplicates);
     assert.notEqual(tail, journal.at(-1).id, `the relay joined after the turn ended in all ${ATTEMPTS} attempts: no seam to test`);
     assert.ok(run.final.stats.duplicates >= 1, `stats.duplicates = ${run.final.stats.duplicates}`);
     assert.equal(run.final.stats.reconnects, 0);
+    if (batches) {
+      ctx.figure("batches", run.batchSizes.length);
+      assert.ok(run.batchSizes.every((n) => n > 0), `an empty batch: ${run.batchSizes}`);
+      assert.equal(run.cursorBehind, undefined, `the cursor was not at a batch's last frame: ${JSON.stringify(run.cursorBehind)}`);
+    }
     break;
   }
-});
+}

@@ -2,7 +2,7 @@
 // dispatch the job the moment it resolves, then render every frame of `for await`.
 //
 // Config (JSON in ?config=): { url, options, dispatch, keepTranscript, onUnauthorized, onUnauthorizedAsync,
-// listenEarly }
+// listenEarly, batches }; `batches` reads with `stream.batches()` instead of frame by frame.
 // Everything the tests read is on `window.e2e` (see common.js); `window.e2e.snapshot()` reads the
 // stream's state, cursor and stats at any time.
 import { RelayStream } from "/pkg/index.js";
@@ -74,9 +74,22 @@ async function main(config) {
   }
   if (config.dispatch) await dispatch(run, config.dispatch);
   try {
-    for await (const frame of stream) {
-      // `cursor` is the last frame handed to the page, so its epoch is this frame's epoch.
-      render(run, { id: frame.id, event: frame.event, data: frame.data, epoch: stream.cursor?.epoch ?? null, at: now() });
+    if (config.batches) {
+      run.batchSizes = [];
+      for await (const batch of stream.batches()) {
+        // The cursor moved past the whole batch when it was handed over.
+        const cursor = stream.cursor;
+        run.batchSizes.push(batch.length);
+        if (cursor?.id !== batch.at(-1)?.id) run.cursorBehind = { cursor: cursor?.id ?? null, last: batch.at(-1)?.id ?? null };
+        for (const frame of batch) {
+          render(run, { id: frame.id, event: frame.event, data: frame.data, epoch: cursor?.epoch ?? null, at: now() });
+        }
+      }
+    } else {
+      for await (const frame of stream) {
+        // `cursor` is the last frame handed to the page, so its epoch is this frame's epoch.
+        render(run, { id: frame.id, event: frame.event, data: frame.data, epoch: stream.cursor?.epoch ?? null, at: now() });
+      }
     }
     run.done = run.frames.at(-1)?.event === "done";
   } catch (err) {

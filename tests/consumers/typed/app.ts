@@ -7,7 +7,7 @@ import {
   RelayLoadError,
 } from "sse-relay";
 import type {
-  Frame, FrameIterator, Cursor, RelayState, RelayRole, RelayStats, RelayOptions, RelayEventMap,
+  Frame, FrameIterator, BatchIterator, Cursor, RelayState, RelayRole, RelayStats, RelayOptions, RelayEventMap,
   RelayErrorName, ReadyOptions, RelayGuarantee,
 } from "sse-relay";
 
@@ -87,6 +87,14 @@ async function everything(dispatch: () => Promise<void>): Promise<number> {
   const first: IteratorResult<Frame, undefined> = await iterator.next();
   if (!first.done) console.log(first.value.data);
   await iterator.return();
+  for await (const batch of stream.batches()) {
+    const frames: Frame[] = batch;
+    n += frames.length;
+  }
+  const batches: BatchIterator = stream.batches();
+  const step: IteratorResult<Frame[], undefined> = await batches.next();
+  if (!step.done) console.log(step.value.length);
+  await batches.return();
 
   stream.free();
   stream.close();
