@@ -3,9 +3,10 @@
 // the project's targets). Writes bench/results.json and bench/RESULTS.md.
 //
 // Environment: BENCH_FRAMES (throughput journal, default 200000), BENCH_RUNS (throughput runs per client, default 5), BENCH_FAILOVERS (default 10),
-// BENCH_MEMORY_FRAMES (default 1000000), BENCH_CLIENTS=raw,relay-fetch,... (throughput clients), BENCH_SKIP_BUILD=1 (use pkg/ and the release server as
+// BENCH_MEMORY_FRAMES (default 1000000), BENCH_SCALE_TABS (default 1,4,8,16), BENCH_SCALE_FRAMES
+// (default 50000), BENCH_CLIENTS=raw,relay-fetch,... (throughput clients), BENCH_SKIP_BUILD=1 (use pkg/ and the release server as
 // they are), BENCH_PROFILE=0 (skip the CPU profiles and the crossing counts), BENCH_ONLY=a,b (only
-// these sections: throughput, latency, fanout, tabs, failover, memory, profiles; writes only
+// these sections: throughput, latency, fanout, scaling, tabs, failover, memory, profiles; writes only
 // target/bench-details.json).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import { chromium } from "playwright-core";
 import { buildSite } from "./site.mjs";
 import { aggregateProfile } from "./profile.mjs";
 import { writeReport } from "./report.mjs";
+import { breakdown } from "./wasm-size.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -162,7 +164,9 @@ const ALL_THROUGHPUT_CLIENTS = [
   { id: "raw", label: "raw EventSource + JSON.parse (baseline)", client: "raw" },
   { id: "relay-eventsource", label: "sse-relay, transport eventsource", client: "relay", options: { transport: "eventsource" } },
   { id: "relay-fetch", label: "sse-relay, transport fetch", client: "relay", options: { transport: "fetch" } },
-  { id: "relay-follower", label: "sse-relay, follower tab (leader on eventsource)", follower: true },
+  { id: "relay-fetch-batches", label: "sse-relay, transport fetch, read with stream.batches()", client: "relay", options: { transport: "fetch", batches: true } },
+  { id: "relay-follower", label: "sse-relay, follower tab (leader on eventsource)", follower: true, options: { transport: "eventsource" } },
+  { id: "relay-follower-fetch", label: "sse-relay, follower tab (leader on fetch)", follower: true, options: { transport: "fetch" } },
   { id: "fetch-event-source", label: "@microsoft/fetch-event-source", client: "fetch-event-source" },
   { id: "reconnecting-eventsource", label: "reconnecting-eventsource", client: "reconnecting-eventsource" },
   { id: "event-source-polyfill", label: "event-source-polyfill", client: "event-source-polyfill" },
@@ -194,30 +198,35 @@ async function throughputRun(spec, run) {
       return res;
     });
   }
-  // Two tabs of one context share the key: the first leads (its own EventSource), the second
-  // follows. The journal is empty when both are ready; the clock starts at the fill request,
-  // which publishes the same 200,000 frames live.
-  const key = `fo-${run}`;
+  // Two tabs of one context share the key: the first leads (its own connection, on the row's
+  // transport), the second follows. The journal is empty when both are ready; the clock starts at
+  // the fill request, which publishes the same frames live. The leader's own delivery rate is
+  // measured in the same run, from the same fill request (both pages' clocks put on node's).
+  const key = `fo-${spec.id}-${run}`;
   const url = `/streams/${key}/events`;
+  const options = { key, from: "start", ...spec.options };
   const context = await browser.newContext();
   try {
     const leader = await openPage(context);
-    const lead = await leader.evaluate((a) => window.bench.begin("leader", a), { url, options: { key, from: "start" } });
+    const lead = await leader.evaluate((a) => window.bench.begin("leader", a), { url, options });
     const follower = await openPage(context);
     await follower.evaluate((c) => window.bench.preload(c), "relay");
+    const [offL, offF] = [await clockOffset(leader), await clockOffset(follower)];
     const cpus = [await cpuMeter(context, leader), await cpuMeter(context, follower)];
     const res = await follower.evaluate((a) => window.bench.throughput(a), {
       client: "relay",
       url,
-      options: { key, from: "start" },
+      options,
       fillUrl: `/streams/${key}/fill?frames=${THROUGHPUT_FRAMES}&bytes=${FRAME_BYTES}`,
     });
     const leaderRes = await leader.evaluate(() => window.bench.end("leader", { withTimes: false }));
-    res.leader = { role: lead.role, count: leaderRes.count, endAt: leaderRes.ms };
+    const leaderMs = leaderRes.endAt - offL.offset - (res.startAt - offF.offset);
+    res.leader = { role: lead.role, count: leaderRes.count, ms: leaderMs, error: verdict(leaderRes, EXPECTED) };
     const [cl, cf] = [await cpus[0](), await cpus[1]()];
     // Both tabs work for the follower's frames: the CPU of the pipeline is the sum.
     res.cpu = { thread: cl.thread + cf.thread, process: cl.process + cf.process, leader: cl, follower: cf };
     if (lead.role !== "leader" || res.role !== "follower") res.error ??= `roles were ${lead.role}/${res.role}, not leader/follower`;
+    if (res.leader.error) res.error ??= `the leader ${res.leader.error}`;
     return res;
   } finally {
     await context.close();
@@ -231,6 +240,8 @@ async function throughput() {
   const samples = Object.fromEntries(THROUGHPUT_CLIENTS.map((c) => [c.id, []]));
   const cpuSamples = Object.fromEntries(THROUGHPUT_CLIENTS.map((c) => [c.id, []]));
   const failures = Object.fromEntries(THROUGHPUT_CLIENTS.map((c) => [c.id, []]));
+  // Follower rows: the leader's own rate in the same run, and the follower's rate over it.
+  const leaders = Object.fromEntries(THROUGHPUT_CLIENTS.map((c) => [c.id, []]));
   for (let run = 1; run <= RUNS; run++) {
     // Rotate the order so no client always runs first or last.
     const order = THROUGHPUT_CLIENTS.map((_, i) => THROUGHPUT_CLIENTS[(i + run - 1) % THROUGHPUT_CLIENTS.length]);
@@ -242,12 +253,16 @@ async function throughput() {
       else {
         samples[spec.id].push(rate);
         cpuSamples[spec.id].push({ thread: (res.cpu.thread * 1e6) / res.count, process: (res.cpu.process * 1e6) / res.count });
+        if (res.leader) leaders[spec.id].push({ rate: res.leader.count / (res.leader.ms / 1000), ratio: res.leader.ms / res.ms });
       }
-      log(`  run ${run} ${spec.id}: ${failed ?? `${Math.round(rate)} frames/s (${Math.round(res.ms)} ms), main thread ${((res.cpu.thread * 1e6) / res.count).toFixed(1)} µs/frame`}`);
+      const vsLeader = res.leader && !failed
+        ? `; its leader ${Math.round(res.leader.count / (res.leader.ms / 1000))} frames/s; follower stats ${JSON.stringify(res.stats)}`
+        : "";
+      log(`  run ${run} ${spec.id}: ${failed ?? `${Math.round(rate)} frames/s (${Math.round(res.ms)} ms), main thread ${((res.cpu.thread * 1e6) / res.count).toFixed(1)} µs/frame${vsLeader}`}`);
     }
   }
-  const base = median(samples.raw);
-  const cpuBase = median(cpuSamples.raw.map((c) => c.thread));
+  const base = median(samples.raw ?? []);
+  const cpuBase = median((cpuSamples.raw ?? []).map((c) => c.thread));
   const out = { cpu: {} };
   for (const spec of THROUGHPUT_CLIENTS) {
     const xs = samples[spec.id];
@@ -261,6 +276,18 @@ async function throughput() {
       failures: failures[spec.id].length ? failures[spec.id] : undefined,
       min: xs.length ? round(Math.min(...xs), 0) : null,
       max: xs.length ? round(Math.max(...xs), 0) : null,
+    });
+  }
+  out.leaders = {};
+  for (const spec of THROUGHPUT_CLIENTS.filter((c) => c.follower && leaders[c.id].length)) {
+    const xs = leaders[spec.id];
+    out.leaders[spec.id] = { rate: median(xs.map((x) => x.rate)), ratio: median(xs.map((x) => x.ratio)) };
+    record(`follower.${spec.id}.leader`, "frames/s", out.leaders[spec.id].rate, {
+      label: `${spec.label}: its leader's own delivery rate in the same runs (from the same fill request)`,
+    });
+    record(`follower.${spec.id}.ratio`, "×", out.leaders[spec.id].ratio, {
+      label: `${spec.label}: follower rate ÷ its leader's rate, median of the runs' ratios (target ≥ 0.95)`,
+      min: round(Math.min(...xs.map((x) => x.ratio))), max: round(Math.max(...xs.map((x) => x.ratio))),
     });
   }
   for (const spec of THROUGHPUT_CLIENTS) {
@@ -509,6 +536,83 @@ async function fanout() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// How cost grows with tabs: 1, 4, 8, 16 tabs on one key (one leader, the rest followers)
+
+const SCALE_TABS = (process.env.BENCH_SCALE_TABS ?? "1,4,8,16").split(",").map(Number);
+const SCALE_FRAMES = Number(process.env.BENCH_SCALE_FRAMES ?? 50_000);
+const SCALE_TRANSPORT = "fetch";
+
+/** Opens `n` tabs' streams on `key` in `pages` (the first leads); returns their roles. */
+async function beginAll(pages, name, key, from) {
+  const roles = [];
+  for (const page of pages) {
+    roles.push((await page.evaluate((a) => window.bench.begin(a.name, a), {
+      name, url: `/streams/${key}/events`, options: { key, from, transport: SCALE_TRANSPORT }, timeoutMs: 300_000,
+    })).role);
+  }
+  if (roles[0] !== "leader" || roles.slice(1).some((r) => r !== "follower")) throw new Error(`roles ${roles.join(", ")}`);
+}
+
+async function scaling() {
+  const rows = [];
+  for (const n of SCALE_TABS) {
+    const context = await browser.newContext();
+    try {
+      const pages = [];
+      for (let i = 0; i < n; i++) pages.push(await openPage(context));
+      const offsets = [];
+      for (const page of pages) offsets.push((await clockOffset(page)).offset);
+      // Rate: a live fill of SCALE_FRAMES frames; every tab's clock starts at the fill request.
+      const key = `scale-${n}`;
+      await beginAll(pages, "rate", key, "start");
+      const cpu = await cpuMeter(context, pages[0]);
+      const t0 = nodeClock();
+      await post(`/streams/${key}/fill?frames=${SCALE_FRAMES}&bytes=${FRAME_BYTES}`);
+      const ends = await Promise.all(pages.map((p) => p.evaluate(() => window.bench.end("rate", { withTimes: false }))));
+      const used = await cpu();
+      for (const r of ends) {
+        const failed = verdict(r, SCALE_FRAMES + 1);
+        if (failed) throw new Error(`${n} tabs: ${failed}`);
+      }
+      const rates = ends.map((r, i) => r.count / ((r.endAt - offsets[i] - t0) / 1000));
+      // Fan-out: 3,000 frames paced at 1,000 frames/s; each follower's delivery minus the leader's.
+      const paced = `scale-${n}-paced`;
+      await beginAll(pages, "paced", paced, "now");
+      await post(`/streams/${paced}/turns?tokens=${PACED_FRAMES}&rateHz=1000`);
+      const timed = await Promise.all(pages.map((p) => p.evaluate(() => window.bench.end("paced"))));
+      for (const r of timed) {
+        const failed = verdict(r, PACED_FRAMES + 1);
+        if (failed) throw new Error(`${n} tabs, paced: ${failed}`);
+      }
+      const onNode = (r, i) => r.times.map((v, j) => (j % 2 ? v - offsets[i] : v));
+      const leaderTimes = onNode(timed[0], 0);
+      const diffs = timed.slice(1).flatMap((r, i) => pairDiffs(leaderTimes, onNode(r, i + 1)));
+      const row = {
+        tabs: n,
+        leaderRate: rates[0],
+        leaderCpuUs: (used.thread * 1e6) / ends[0].count,
+        slowestFollowerRate: n > 1 ? Math.min(...rates.slice(1)) : null,
+        slowestVsLeader: n > 1 ? Math.min(...rates.slice(1)) / rates[0] : null,
+        fanoutP50: diffs.length ? median(diffs) : null,
+        fanoutP99: diffs.length ? quantile(diffs, 0.99) : null,
+        fanoutMax: diffs.length ? Math.max(...diffs) : null,
+      };
+      rows.push(row);
+      log(`scaling ${n} tabs: ${JSON.stringify(Object.fromEntries(Object.entries(row).map(([k, v]) => [k, round(v, 2)])))}`);
+      record(`scaling.${n}.leaderCpu`, "µs/frame", row.leaderCpuUs, { label: `${n} tabs: the leader's main-thread CPU per frame (live fill of ${SCALE_FRAMES} frames)` });
+      record(`scaling.${n}.leaderRate`, "frames/s", row.leaderRate, { label: `${n} tabs: the leader's delivery rate` });
+      if (n > 1) {
+        record(`scaling.${n}.slowestFollowerRate`, "frames/s", row.slowestFollowerRate, { label: `${n} tabs: the slowest follower's rate`, baseline: row.leaderRate });
+        record(`scaling.${n}.fanoutP99`, "ms", row.fanoutP99, { label: `${n} tabs: leader's delivery → each follower's, p99 at 1,000 frames/s`, p50: round(row.fanoutP50), max: round(row.fanoutMax) });
+      }
+    } finally {
+      await context.close();
+    }
+  }
+  return { transport: SCALE_TRANSPORT, frames: SCALE_FRAMES, rows };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Where the time goes: CPU profiles and JS<->wasm crossings (diagnostics, on a 10,000-frame journal)
 
 async function profiles() {
@@ -549,7 +653,7 @@ async function profiles() {
     }, "?pkg=prof");
     log(`  profile ${v.id}: ${out.profiles[v.id].categories.map((c) => `${c.name} ${(c.share * 100).toFixed(0)} %`).join(", ")}`);
   }
-  // The follower pipeline: a leader tab (eventsource) and a follower tab, both profiled, while the
+  // The follower pipeline: a leader tab (fetch) and a follower tab, both profiled, while the
   // same number of frames is filled live; crossings counted in both.
   for (const mode of ["profile", "count"]) {
     const key = `pf-${mode}`;
@@ -569,11 +673,11 @@ async function profiles() {
           sessions.push(cdp);
         }
       }
-      await leader.evaluate((a) => window.bench.begin("leader", a), { url: url2, options: { key } });
+      await leader.evaluate((a) => window.bench.begin("leader", a), { url: url2, options: { key, transport: "fetch" } });
       await follower.evaluate((c) => window.bench.preload(c), "relay");
       for (const cdp of sessions) await cdp.send("Profiler.start");
       const res = await follower.evaluate((a) => window.bench.throughput(a), {
-        client: "relay", url: url2, options: { key }, fillUrl: `/streams/${key}/fill?frames=${frames}&bytes=${FRAME_BYTES}`,
+        client: "relay", url: url2, options: { key, transport: "fetch" }, fillUrl: `/streams/${key}/fill?frames=${frames}&bytes=${FRAME_BYTES}`,
       });
       const lead = await leader.evaluate(() => window.bench.end("leader", { withTimes: false }));
       const failed = verdict(res, frames + 1) ?? verdict(lead, frames + 1);
@@ -600,8 +704,9 @@ async function profiles() {
       await context.close();
     }
   }
-  // What each counted glue function does: its first statement in pkg/sse_relay.js.
-  out.glue = glueSummary(readFileSync(join(ROOT, "target/bench-site/pkg/sse_relay.js"), "utf8"));
+  // What each counted glue function does: its first statement in wasm-bindgen's own output (the
+  // package ships it without comments and line breaks).
+  out.glue = glueSummary(readFileSync(join(ROOT, "target/wasm-bindgen/sse_relay.js"), "utf8"));
   // Crossings per frame.
   for (const v of variants.filter((x) => ["relay-eventsource", "relay-fetch"].includes(x.id))) {
     out.crossings[v.id] = await inFreshPage(async (page) => {
@@ -649,6 +754,8 @@ async function main() {
     sh("cargo", ["build", "-p", "sse-relay-server", "--release", "--quiet"]);
   }
   const { site, sizes } = await buildSite(ROOT);
+  // Where the wasm's bytes go: the profiling twin is optimized like the package and keeps names.
+  sizes.wasmParts = breakdown(readFileSync(join(site, "pkg-prof/sse_relay_bg.wasm")));
   const siteReady = performance.now() - started;
   const previous = existsSync(join(ROOT, "bench/results.json")) ? JSON.parse(readFileSync(join(ROOT, "bench/results.json"), "utf8")) : null;
 
@@ -678,7 +785,7 @@ async function main() {
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
   const data = {};
   const sectionSeconds = { "build + site": round(siteReady / 1000, 1) };
-  const sections = { throughput, latency, fanout, tabs, failover, memory, profiles };
+  const sections = { throughput, latency, fanout, scaling, tabs, failover, memory, profiles };
   const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",") : null;
   try {
     for (const [name, fn] of Object.entries(sections)) {

@@ -144,13 +144,18 @@ const CLIENTS = {
     await eventSourceClient(source, sink);
   },
 
-  async relay(url, sink, { transport = "eventsource", key, share = true, from = "start" } = {}) {
+  // `batches`: the application reads with `stream.batches()` instead of frame by frame.
+  async relay(url, sink, { transport = "eventsource", key, share = true, from = "start", batches = false } = {}) {
     const RelayStream = await relay();
     const stream = await RelayStream.open(url, { key, events: ["token"], from, transport, shareAcrossTabs: share });
     sink.stream = stream;
     sink.close = () => stream.close();
     (async () => {
-      for await (const frame of stream) sink.frame(frame.id, frame.data);
+      if (batches) {
+        for await (const batch of stream.batches()) for (const frame of batch) sink.frame(frame.id, frame.data);
+      } else {
+        for await (const frame of stream) sink.frame(frame.id, frame.data);
+      }
       sink.end();
     })().catch((e) => sink.fail(e));
   },
@@ -237,6 +242,9 @@ function makeSink({ times = false, onFrame } = {}) {
 
 const summary = (sink, t0) => ({
   count: sink.count,
+  // On the shared clock (epoch ms), to compare tabs: when timing started and when `done` arrived.
+  startAt: performance.timeOrigin + t0,
+  endAt: sink.endAt === null ? null : performance.timeOrigin + sink.endAt,
   outOfOrder: sink.outOfOrder,
   lastId: sink.lastId,
   checksum: sink.checksum,
