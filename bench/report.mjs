@@ -41,7 +41,7 @@ export function writeReport({ root, date, commit, dirty, machine, results, previ
   if (prevMeta) L.push(`| previous run | ${prevMeta} (the "previous run" columns: run-to-run spread) |`);
   L.push("");
 
-  // §7 targets.
+  // The project's targets.
   const tp = data.throughput;
   const lat = data.latency;
   const mem = data.memory;
@@ -118,7 +118,7 @@ export function writeReport({ root, date, commit, dirty, machine, results, previ
   L.push("unread inside sse-relay than its bounded buffers hold (8,192): a queue without a bound is not");
   L.push("flat even in a run where the application happened to keep up.");
   L.push("");
-  L.push("The last §7 target (zero lost, zero duplicated, order kept across randomized fault injection) is");
+  L.push("One more target (zero lost, zero duplicated, order kept across randomized fault injection) is");
   L.push("the end-to-end suite's (`npm test`), not a benchmark; here every client is checked for it on every");
   L.push("run: a run that loses, repeats or reorders a frame counts as failed, not as fast.");
   L.push("");
