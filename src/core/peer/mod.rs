@@ -344,11 +344,6 @@ impl<P> Peer<P> {
         if let (Some(id), Some(payload)) = (raw.id, payload) {
             self.arriving = Some((id.to_owned(), payload));
         }
-        // A Durable Stream's catch-up arriving at a full queue: joined now, and paused, so the
-        // batch is read again later instead of overfilling the queue.
-        if self.reader.len() >= self.limits.unpausable_high && self.session.join_early(now) {
-            self.pump(now);
-        }
         self.session.handle_frame(connection, raw, now);
         self.pump(now);
     }
@@ -847,6 +842,7 @@ impl<P> Peer<P> {
     fn pause_or_resume(&mut self, now: Timestamp) -> bool {
         // A Durable Stream's catch-up comes before its join: once it fills the queue, it counts
         // as joined, so the page can read (and the connection pause) before the tail is reached.
+        // The one place this is decided: every input ends in a pump, which ends here.
         let full = self.limits.body_high.min(self.limits.unpausable_high);
         let own = matches!(
             &self.link,
