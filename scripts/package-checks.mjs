@@ -28,10 +28,11 @@ const step = (what, body) => {
   }
 };
 
-// Gzipped bytes of wasm + JS as shipped: 79,895-79,902 when set (issue 16: the JavaScript ships without
-// comments and indentation, `batches()` added; it moves by a few bytes with the checkout's path);
+// Gzipped bytes of wasm + JS as shipped: 80,097 when set (issue 16: the JavaScript ships without
+// comments and indentation, `batches()` and the due-deadline microtask added; it moves by a few
+// bytes with the checkout's path);
 // the target of issue 16 is 40 KB.
-const SIZE_BUDGET = 80_100;
+const SIZE_BUDGET = 80_200;
 
 step(`the package a page downloads is within ${SIZE_BUDGET} B gzipped`, () => {
   const size = JSON.parse(readFileSync(join(root, "target/pkg-size.json"), "utf8"));

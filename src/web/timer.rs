@@ -1,15 +1,42 @@
 //! One re-armable timeout for the session's single deadline.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use gloo_timers::callback::Timeout;
 
 use crate::core::Timestamp;
+
+/// What is armed: a browser timeout, or, for a deadline already due, a microtask (it runs as
+/// soon as the current task's script returns, with no timer task to wait for: a leader's frames
+/// reach its followers without that hop) that a cancelled flag stops.
+enum Armed {
+    Timeout(Timeout),
+    /// Held for its `Drop`, which stops the microtask.
+    Microtask {
+        _cancel: Cancel,
+    },
+}
+
+/// Stops a queued microtask when dropped.
+struct Cancel(Rc<Cell<bool>>);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
 
 /// The session asks for one deadline at a time; this keeps one browser timeout for it.
 /// Dropping the timer cancels it.
 #[must_use = "dropping the timer cancels it"]
 #[derive(Default)]
 pub(crate) struct Timer {
-    armed: Option<(Timestamp, Timeout)>,
+    armed: Option<(Timestamp, Armed)>,
+    /// The millisecond of the last microtask: at most one per millisecond, so a deadline that
+    /// stayed due after it ran (the session found nothing to do) waits for a timer task instead of
+    /// spinning in microtasks, which would starve the page.
+    microtask_at: Option<u64>,
 }
 
 impl Timer {
@@ -28,18 +55,41 @@ impl Timer {
             (None, None) => return,
             _ => {}
         }
-        // Dropping the previous `Timeout` clears it.
+        // Dropping the previous one clears it.
         self.armed = at.map(|at| {
-            let delay = at.as_millis().saturating_sub(now().as_millis());
+            let now = now().as_millis();
+            let delay = at.as_millis().saturating_sub(now);
+            if delay == 0 && self.microtask_at != Some(now) {
+                self.microtask_at = Some(now);
+                let cancelled = Rc::new(Cell::new(false));
+                let stop = Rc::clone(&cancelled);
+                wasm_bindgen_futures::spawn_local(async move {
+                    if !stop.get() {
+                        on_fire();
+                    }
+                });
+                return (
+                    at,
+                    Armed::Microtask {
+                        _cancel: Cancel(cancelled),
+                    },
+                );
+            }
             let delay = u32::try_from(delay).unwrap_or(u32::MAX);
-            (at, Timeout::new(delay, on_fire))
+            (at, Armed::Timeout(Timeout::new(delay, on_fire)))
         });
     }
 
     /// Forgets the deadline after it fired, so the next `set` re-arms even for the same instant.
     pub(crate) fn fired(&mut self) {
-        if let Some((_, timeout)) = self.armed.take() {
-            timeout.forget();
+        if let Some((_, armed)) = self.armed.take() {
+            match armed {
+                Armed::Timeout(timeout) => {
+                    timeout.forget();
+                }
+                // It ran: nothing to clear (dropping it only sets a flag no one reads any more).
+                Armed::Microtask { .. } => {}
+            }
         }
     }
 }
