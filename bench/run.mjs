@@ -129,6 +129,9 @@ async function inFreshPage(fn, query = "") {
   }
 }
 
+/** `[id, t, id, t, ...]` times of a page whose clock is `offset` ahead of node's, on node's clock. */
+const onNodeClock = (times, offset) => times.map((v, i) => (i % 2 ? v - offset : v));
+
 /** The page's clock minus node's (ms), from the round trip with the smallest delay. */
 async function clockOffset(page) {
   let best = null;
@@ -221,7 +224,7 @@ async function throughputRun(spec, run) {
     });
     const leaderRes = await leader.evaluate(() => window.bench.end("leader", { withTimes: false }));
     const leaderMs = leaderRes.endAt - offL.offset - (res.startAt - offF.offset);
-    res.leader = { role: lead.role, count: leaderRes.count, ms: leaderMs, error: verdict(leaderRes, EXPECTED) };
+    res.leader = { role: lead.role, count: leaderRes.count, ms: leaderMs, rate: leaderRes.count / (leaderMs / 1000), error: verdict(leaderRes, EXPECTED) };
     const [cl, cf] = [await cpus[0](), await cpus[1]()];
     // Both tabs work for the follower's frames: the CPU of the pipeline is the sum.
     res.cpu = { thread: cl.thread + cf.thread, process: cl.process + cf.process, leader: cl, follower: cf };
@@ -253,10 +256,10 @@ async function throughput() {
       else {
         samples[spec.id].push(rate);
         cpuSamples[spec.id].push({ thread: (res.cpu.thread * 1e6) / res.count, process: (res.cpu.process * 1e6) / res.count });
-        if (res.leader) leaders[spec.id].push({ rate: res.leader.count / (res.leader.ms / 1000), ratio: res.leader.ms / res.ms });
+        if (res.leader) leaders[spec.id].push({ rate: res.leader.rate, ratio: res.leader.ms / res.ms });
       }
       const vsLeader = res.leader && !failed
-        ? `; its leader ${Math.round(res.leader.count / (res.leader.ms / 1000))} frames/s; follower stats ${JSON.stringify(res.stats)}`
+        ? `; its leader ${Math.round(res.leader.rate)} frames/s; follower stats ${JSON.stringify(res.stats)}`
         : "";
       log(`  run ${run} ${spec.id}: ${failed ?? `${Math.round(rate)} frames/s (${Math.round(res.ms)} ms), main thread ${((res.cpu.thread * 1e6) / res.count).toFixed(1)} µs/frame${vsLeader}`}`);
     }
@@ -526,7 +529,7 @@ async function fanout() {
     }
     // Both pages' clocks are epoch-based; remove whatever skew the two renderers have.
     const skew = offF.offset - offL.offset;
-    const diffs = pairDiffs(l.times, f.times.map((v, i) => (i % 2 ? v - skew : v)));
+    const diffs = pairDiffs(onNodeClock(l.times, offL.offset), onNodeClock(f.times, offF.offset));
     record("fanout.p50", "ms", median(diffs), { label: "leader's delivery → follower's delivery of the same frame, p50 (1,000 frames/s)", frames: diffs.length });
     record("fanout.p99", "ms", quantile(diffs, 0.99), { label: "same, p99", clockSkewCorrected: round(skew), max: round(Math.max(...diffs)) });
     return { p50: median(diffs), p99: quantile(diffs, 0.99), skew };
@@ -584,9 +587,8 @@ async function scaling() {
         const failed = verdict(r, PACED_FRAMES + 1);
         if (failed) throw new Error(`${n} tabs, paced: ${failed}`);
       }
-      const onNode = (r, i) => r.times.map((v, j) => (j % 2 ? v - offsets[i] : v));
-      const leaderTimes = onNode(timed[0], 0);
-      const diffs = timed.slice(1).flatMap((r, i) => pairDiffs(leaderTimes, onNode(r, i + 1)));
+      const leaderTimes = onNodeClock(timed[0].times, offsets[0]);
+      const diffs = timed.slice(1).flatMap((r, i) => pairDiffs(leaderTimes, onNodeClock(r.times, offsets[i + 1])));
       const row = {
         tabs: n,
         leaderRate: rates[0],

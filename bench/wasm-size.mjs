@@ -17,6 +17,12 @@ function leb(bytes, at) {
   }
 }
 
+/** Reads a length-prefixed UTF-8 name at `at`: `[name, next]`. */
+function name(bytes, at) {
+  const [len, start] = leb(bytes, at);
+  return [new TextDecoder().decode(bytes.subarray(start, start + len)), start + len];
+}
+
 /** `{ functions: [{ name, bytes }], data, other, total }` of a wasm module. */
 export function wasmSizes(bytes) {
   let at = 8; // magic + version
@@ -29,18 +35,14 @@ export function wasmSizes(bytes) {
     const id = bytes[at];
     let size;
     [size, at] = leb(bytes, at + 1);
-    const start = at;
     const end = at + size;
     if (id === 2) {
       // Imports: function imports come first in the function index space.
       let count;
       [count, at] = leb(bytes, at);
       for (let i = 0; i < count; i++) {
-        let len;
-        [len, at] = leb(bytes, at);
-        at += len;
-        [len, at] = leb(bytes, at);
-        at += len;
+        [, at] = name(bytes, at); // module
+        [, at] = name(bytes, at); // field
         const kind = bytes[at++];
         if (kind === 0) {
           imported++;
@@ -72,11 +74,9 @@ export function wasmSizes(bytes) {
     } else if (id === 11) {
       data += size;
     } else if (id === 0) {
-      let len;
-      [len, at] = leb(bytes, at);
-      const name = new TextDecoder().decode(bytes.subarray(at, at + len));
-      at += len;
-      if (name === "name") {
+      let section;
+      [section, at] = name(bytes, at);
+      if (section === "name") {
         while (at < end) {
           const kind = bytes[at];
           let subsize;
@@ -87,10 +87,10 @@ export function wasmSizes(bytes) {
             [count, at] = leb(bytes, at);
             for (let i = 0; i < count; i++) {
               let index;
+              let text;
               [index, at] = leb(bytes, at);
-              [len, at] = leb(bytes, at);
-              names.set(index, new TextDecoder().decode(bytes.subarray(at, at + len)));
-              at += len;
+              [text, at] = name(bytes, at);
+              names.set(index, text);
             }
           }
           at = subend;
@@ -101,7 +101,6 @@ export function wasmSizes(bytes) {
       other += size;
     }
     at = end;
-    void start;
   }
   const functions = bodies.map((size, i) => ({ name: names.get(imported + i) ?? `function ${imported + i}`, bytes: size }));
   return { functions, data, other, code: bodies.reduce((a, b) => a + b, 0) };

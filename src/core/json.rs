@@ -314,8 +314,9 @@ impl Reader<'_> {
 
     fn string(&mut self) -> Result<String, JsonError> {
         self.pos += 1; // opening quote
-                       // A string's escaped length bounds its decoded one: one allocation, however many escapes
-                       // (frames on the tabs' channel carry JSON data, a `\"` every few bytes).
+
+        // A string's escaped length bounds its decoded one: one allocation, however many escapes
+        // (frames on the tabs' channel carry JSON data, a `\"` every few bytes).
         let mut out = String::with_capacity(self.escaped_len());
         loop {
             // Copy the run of plain characters in one go; the input is a &str, so any run that

@@ -82,14 +82,9 @@ impl Timer {
 
     /// Forgets the deadline after it fired, so the next `set` re-arms even for the same instant.
     pub(crate) fn fired(&mut self) {
-        if let Some((_, armed)) = self.armed.take() {
-            match armed {
-                Armed::Timeout(timeout) => {
-                    timeout.forget();
-                }
-                // It ran: nothing to clear (dropping it only sets a flag no one reads any more).
-                Armed::Microtask { .. } => {}
-            }
+        // A microtask that ran has nothing to clear: dropping it sets a flag no one reads any more.
+        if let Some((_, Armed::Timeout(timeout))) = self.armed.take() {
+            timeout.forget();
         }
     }
 }
